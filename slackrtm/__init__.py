@@ -1,0 +1,54 @@
+"""slackrtm: a Slack Real Time Messaging (RTM) API client that never loses a message.
+
+Quick start::
+
+    from slackrtm import RTMClient
+
+    rtm = RTMClient(token)
+
+    @rtm.on("message")
+    def on_message(event):
+        print(event.get("text"))
+
+    rtm.start().result(timeout=30)
+    print(rtm.send_message("hello", "C123").result()["ts"])
+"""
+
+from slackrtm._backoff import Backoff
+from slackrtm._log import LogLevel
+from slackrtm._version import __version__
+from slackrtm.client import RTMClient
+from slackrtm.errors import (
+    ErrorCode,
+    KeepAliveConfigError,
+    NoReplyReceivedError,
+    PlatformError,
+    RateLimitedError,
+    SendMessagePlatformError,
+    SendWhileDisconnectedError,
+    SlackApiError,
+    SlackHTTPError,
+    SlackRTMError,
+    WebsocketError,
+)
+from slackrtm.web import SlackResponse, WebClient
+
+__all__ = [
+    "Backoff",
+    "ErrorCode",
+    "KeepAliveConfigError",
+    "LogLevel",
+    "NoReplyReceivedError",
+    "PlatformError",
+    "RTMClient",
+    "RateLimitedError",
+    "SendMessagePlatformError",
+    "SendWhileDisconnectedError",
+    "SlackApiError",
+    "SlackHTTPError",
+    "SlackRTMError",
+    "SlackResponse",
+    "WebClient",
+    "WebsocketError",
+    "__version__",
+]
