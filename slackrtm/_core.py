@@ -1,0 +1,367 @@
+"""The sans-I/O core of the RTM client.
+
+Every protocol rule and every piece of connection state lives here: the state machine,
+message ids, the queue of sends waiting for ``ready``, the table of written sends waiting
+for their reply, ping/pong bookkeeping, the hello deadline and backoff arithmetic. It owns
+no socket, thread or clock: callers pass the time in and get *effects* back, which they
+carry out outside any lock (resolving futures runs user callbacks).
+
+The core is not thread-safe by itself; the client serialises every call with one lock.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, Union
+
+from slackrtm._backoff import Backoff
+from slackrtm.errors import (
+    NoReplyReceivedError,
+    SendMessagePlatformError,
+    SendWhileDisconnectedError,
+    SlackRTMError,
+    WebsocketError,
+)
+
+
+class State(str, enum.Enum):
+    """Connection states, as reported by ``RTMClient.state``."""
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    READY = "ready"
+    RECONNECTING = "reconnecting"
+    DISCONNECTING = "disconnecting"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+#: The only legal transitions. Anything else is a bug and raises IllegalTransition.
+TRANSITIONS: Dict[State, frozenset[State]] = {
+    State.DISCONNECTED: frozenset({State.CONNECTING}),
+    State.CONNECTING: frozenset({State.CONNECTED, State.RECONNECTING, State.DISCONNECTING}),
+    State.CONNECTED: frozenset({State.READY, State.RECONNECTING, State.DISCONNECTING}),
+    State.READY: frozenset({State.RECONNECTING, State.DISCONNECTING}),
+    State.RECONNECTING: frozenset({State.CONNECTING, State.DISCONNECTING}),
+    State.DISCONNECTING: frozenset({State.DISCONNECTED}),
+}
+
+#: Events that make Slack close the connection soon: reconnect at once.
+RECONNECT_EVENTS = frozenset({"goodbye", "team_migration_started"})
+
+
+class IllegalTransition(RuntimeError):
+    """A state change the state machine does not allow (a bug in the caller)."""
+
+
+@dataclass
+class Send:
+    """One outgoing message: queued, then written, then (maybe) awaiting its reply."""
+
+    type: str
+    body: Dict[str, Any]
+    await_reply: bool
+    future: Optional[Future[Any]]  # None: internal (pings, presence re-subscription)
+    id: int = 0
+    deadline: float = 0.0
+
+
+@dataclass
+class Resolve:
+    """Effect: complete ``future`` with ``result``, or fail it with ``error``."""
+
+    future: Future[Any]
+    result: Any = None
+    error: Optional[BaseException] = None
+
+
+@dataclass
+class Teardown:
+    """Effect: the current connection is dead (``reason``): tear the socket down now."""
+
+    reason: SlackRTMError
+
+
+@dataclass
+class PingDue:
+    """Effect: a ping was queued; the writer should be woken to write it."""
+
+
+Effect = Union[Resolve, Teardown, PingDue]
+
+
+@dataclass
+class Timeouts:
+    """The client's timing settings, all in seconds."""
+
+    client_ping: float = 10.0
+    server_pong: float = 5.0
+    reply: float = 30.0
+    hello: float = 10.0
+
+
+@dataclass
+class Core:
+    """State and rules of one client, across all its runs and connections."""
+
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    backoff: Backoff = field(default_factory=Backoff)
+    state: State = State.DISCONNECTED
+    next_id: int = 1
+    outbox: Deque[Send] = field(default_factory=deque)
+    pending: Dict[int, Send] = field(default_factory=dict)
+    failures: int = 0
+    presence_ids: Optional[List[str]] = None
+    reached_ready: bool = False
+    last_inbound: float = 0.0
+    ping_id: Optional[int] = None
+    ping_deadline: Optional[float] = None
+    hello_deadline: Optional[float] = None
+    transitions: List[Tuple[State, State]] = field(default_factory=list)
+    on_transition: Optional[Callable[[State, State], None]] = None
+
+    # ----------------------------------------------------------------- state machine
+    def transition(self, new: State) -> None:
+        """Move to ``new``; raise :class:`IllegalTransition` unless the table allows it."""
+        old = self.state
+        if new not in TRANSITIONS[old]:
+            raise IllegalTransition(f"illegal state transition {old.value} -> {new.value}")
+        self.state = new
+        if self.on_transition is not None:
+            self.on_transition(old, new)
+
+    @property
+    def started(self) -> bool:
+        """Whether sends are accepted (queued or written): anything but disconnected."""
+        return self.state not in (State.DISCONNECTED, State.DISCONNECTING)
+
+    def start(self) -> None:
+        """A run begins: the first connection attempt starts."""
+        self.transition(State.CONNECTING)
+        self.failures = 0
+
+    def attempt(self) -> None:
+        """A new connection attempt starts after a backoff wait."""
+        self.transition(State.CONNECTING)
+
+    def connected(self, now: float) -> None:
+        """The WebSocket handshake completed: wait for ``hello`` until the deadline."""
+        self.transition(State.CONNECTED)
+        self.reached_ready = False
+        self.last_inbound = now
+        self.hello_deadline = now + self.timeouts.hello
+        self.ping_id = None
+        self.ping_deadline = None
+
+    def attempt_failed(self) -> float:
+        """An attempt (rtm.connect or handshake) failed: the failure count grows.
+
+        Returns the backoff delay before the next attempt.
+        """
+        self.failures += 1
+        return self.backoff.delay(self.failures)
+
+    # ----------------------------------------------------------------- sending
+    def submit(self, type: str, body: Optional[Dict[str, Any]], await_reply: bool,
+               future: Future[Any]) -> Optional[Resolve]:
+        """Queue a send; when the client is not started, return the effect failing it."""
+        if not self.started:
+            err = SendWhileDisconnectedError(
+                f"cannot send a {type!r} event while the client is {self.state.value}; "
+                "call start() first")
+            return Resolve(future, error=err)
+        self.outbox.append(Send(type, dict(body or {}), await_reply, future))
+        return None
+
+    def subscribe_presence(self, ids: List[str], future: Future[Any]) -> Optional[Resolve]:
+        """Remember ``ids`` for re-subscription after reconnects, and queue the send."""
+        self.presence_ids = list(ids)
+        return self.submit("presence_sub", {"ids": list(ids)}, False, future)
+
+    def writable(self) -> bool:
+        """Whether :meth:`next_write` would return a send now."""
+        return self.state is State.READY and bool(self.outbox)
+
+    def next_write(self, now: float) -> Optional[Tuple[Send, str]]:
+        """Take the next queued send, give it an id, register it, and return its text.
+
+        Registering before the write matters: on loopback the reply can arrive before
+        the write call returns.
+        """
+        if self.state is not State.READY or not self.outbox:
+            return None
+        send = self.outbox.popleft()
+        send.id = self.next_id
+        self.next_id += 1
+        payload = dict(send.body)
+        payload["id"] = send.id
+        payload["type"] = send.type
+        if send.future is None:
+            if send.type == "ping" and self.ping_deadline is not None:
+                self.ping_id = send.id  # the reply to this id is the pong
+        elif send.await_reply:
+            send.deadline = now + self.timeouts.reply
+            self.pending[send.id] = send
+        return send, json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+    def requeue(self, send: Send) -> None:
+        """Nothing of ``send`` was written: put it back first in line (it gets a new id)."""
+        self.pending.pop(send.id, None)
+        if send.type == "ping" and send.future is None:
+            self.ping_id = None
+        send.id = 0
+        self.outbox.appendleft(send)
+
+    def written(self, send: Send) -> Optional[Resolve]:
+        """The send was written; a send that awaits no reply is complete."""
+        if send.await_reply or send.future is None or send.future.done():
+            return None
+        return Resolve(send.future, result=None)
+
+    def write_failed(self, send: Send, error: BaseException) -> Optional[Resolve]:
+        """Writing failed midway: the message may or may not have reached Slack."""
+        self.pending.pop(send.id, None)
+        if send.future is None:
+            return None
+        err = NoReplyReceivedError(
+            f"the connection failed while writing message {send.id} ({send.type}); "
+            f"it may or may not have been delivered: {error}")
+        return Resolve(send.future, error=err)
+
+    # ----------------------------------------------------------------- receiving
+    def inbound(self, frame: Dict[str, Any], now: float) -> List[Effect]:
+        """A parsed frame arrived (the caller sets ``last_inbound``); match replies."""
+        reply_to = frame.get("reply_to")
+        if reply_to is None:
+            return []
+        if reply_to == self.ping_id and self.ping_id is not None:
+            self.ping_id = None
+            self.ping_deadline = None
+        send = self.pending.pop(reply_to, None) if isinstance(reply_to, int) else None
+        if send is None or send.future is None:
+            return []
+        if frame.get("ok") is False:
+            error = frame.get("error")
+            msg = error.get("msg") if isinstance(error, dict) else error
+            err = SendMessagePlatformError(
+                f"Slack refused message {send.id} ({send.type}): {msg}", data=frame)
+            return [Resolve(send.future, error=err)]
+        return [Resolve(send.future, result=frame)]
+
+    def hello(self) -> None:
+        """``hello`` arrived: the connection is ready; presence is re-subscribed."""
+        self.transition(State.READY)
+        self.reached_ready = True
+        self.failures = 0
+        self.hello_deadline = None
+        if self.presence_ids is not None and not any(
+                s.type == "presence_sub" for s in self.outbox):
+            self.outbox.appendleft(Send("presence_sub", {"ids": list(self.presence_ids)},
+                                        False, None))
+
+    # ----------------------------------------------------------------- timers
+    def next_deadline(self) -> Optional[float]:
+        """The earliest time :meth:`tick` has something to do, or None."""
+        times: List[float] = []
+        if self.hello_deadline is not None:
+            times.append(self.hello_deadline)
+        if self.state is State.READY:
+            if self.ping_deadline is not None:
+                times.append(self.ping_deadline)
+            else:
+                times.append(self.last_inbound + self.timeouts.client_ping)
+        if self.pending:  # written in id order, same timeout: the first is the earliest
+            times.append(next(iter(self.pending.values())).deadline)
+        return min(times) if times else None
+
+    def tick(self, now: float) -> List[Effect]:
+        """Fire the deadlines that have passed: reply timeouts, ping, pong, hello."""
+        effects: List[Effect] = []
+        while self.pending:
+            send = next(iter(self.pending.values()))
+            if send.deadline > now:
+                break
+            del self.pending[send.id]
+            effects.append(self._timed_out(send))
+        if self.state is State.CONNECTED and self.hello_deadline is not None \
+                and now >= self.hello_deadline:
+            self.hello_deadline = None
+            effects.append(Teardown(WebsocketError(
+                f"no hello from Slack within {self.timeouts.hello:g} s of connecting")))
+        if self.state is State.READY:
+            if self.ping_deadline is not None:
+                if now >= self.ping_deadline:
+                    self.ping_deadline = None
+                    self.ping_id = None
+                    effects.append(Teardown(WebsocketError(
+                        f"no pong within {self.timeouts.server_pong:g} s of a ping: "
+                        "the connection is dead")))
+            elif now - self.last_inbound >= self.timeouts.client_ping:
+                self.outbox.appendleft(Send("ping", {}, False, None))
+                # The pong deadline runs from the moment the ping is due, written or not:
+                # a writer stuck on a dead socket must not stop the detection.
+                self.ping_deadline = now + self.timeouts.server_pong
+                effects.append(PingDue())
+        return effects
+
+    def _timed_out(self, send: Send) -> Resolve:
+        assert send.future is not None  # internal sends are never pending
+        return Resolve(send.future, error=NoReplyReceivedError(
+            f"no reply to message {send.id} ({send.type}) within "
+            f"{self.timeouts.reply:g} s; it may or may not have been delivered"))
+
+    # ----------------------------------------------------------------- loss and stop
+    def connection_lost(self, error: BaseException) -> List[Resolve]:
+        """The connection is gone: fail every written send still waiting for its reply.
+
+        Queued sends stay queued for the next connection.
+        """
+        was_ready = self.reached_ready
+        self.reached_ready = False
+        if not was_ready and self.state in (State.CONNECTING, State.CONNECTED):
+            self.failures += 1
+        self.ping_id = None
+        self.ping_deadline = None
+        self.hello_deadline = None
+        effects: List[Resolve] = []
+        for send in self.pending.values():
+            if send.future is not None:
+                effects.append(Resolve(send.future, error=NoReplyReceivedError(
+                    f"the connection was lost before the reply to message {send.id} "
+                    f"({send.type}) arrived; it may or may not have been delivered "
+                    f"({error})")))
+        self.pending.clear()
+        if any(s.type == "ping" and s.future is None for s in self.outbox):
+            self.outbox = deque(s for s in self.outbox
+                                if not (s.type == "ping" and s.future is None))
+        return effects
+
+    def reconnect_delay(self) -> float:
+        """Backoff delay before the next attempt, for the current failure count."""
+        return self.backoff.delay(self.failures)
+
+    def drop_all(self, reason: str) -> List[Resolve]:
+        """The run ends: fail every queued and every unanswered send."""
+        effects: List[Resolve] = []
+        for send in self.pending.values():
+            if send.future is not None:
+                effects.append(Resolve(send.future, error=NoReplyReceivedError(
+                    f"the client {reason} before the reply to message {send.id} "
+                    f"({send.type}) arrived; it may or may not have been delivered")))
+        self.pending.clear()
+        while self.outbox:
+            send = self.outbox.popleft()
+            if send.future is not None:
+                effects.append(Resolve(send.future, error=SendWhileDisconnectedError(
+                    f"the client {reason} before this {send.type!r} event could be sent")))
+        self.ping_id = None
+        self.ping_deadline = None
+        self.hello_deadline = None
+        self.reached_ready = False
+        return effects

@@ -1,0 +1,205 @@
+"""Event registry and the dispatcher thread's work: fan frames and lifecycle events out.
+
+Handlers are kept in blinker signals (one :class:`blinker.Namespace` per client, strong
+references) in registration order; the dispatcher calls each handler itself so that one
+raising handler skips nothing. Everything runs on the one dispatcher thread, in order.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import blinker
+
+from slackrtm._log import Log
+from slackrtm.errors import PlatformError
+
+Handler = Callable[..., Any]
+#: A frame entry is ``(text, frame)``: ``frame`` is the parsed event, ``False`` for a reply
+#: (``raw_message`` only) or ``None`` for something that is no event (logged and dropped).
+#: An event entry is ``(None, name, args)``.
+Entry = Union[Tuple[str, Union[Dict[str, Any], bool, None]], Tuple[None, str, Tuple[Any, ...]]]
+_STOP = object()
+
+
+def _key(fn: Handler) -> Any:
+    return blinker.base.make_id(fn)  # type: ignore[no-untyped-call]
+
+
+class Registry:
+    """Handlers per event name, in registration order; safe to change from any thread."""
+
+    def __init__(self) -> None:
+        self._ns = blinker.Namespace()
+        self._lock = threading.Lock()
+        self._snapshots: Dict[str, Tuple[Handler, ...]] = {}
+        self._once: Dict[Tuple[str, Any], Handler] = {}
+
+    def on(self, event: str, handler: Handler) -> Handler:
+        """Register ``handler`` for ``event`` (once, however often it is registered)."""
+        with self._lock:
+            self._ns.signal(event).connect(handler, weak=False)
+            self._snapshots.pop(event, None)
+        return handler
+
+    def once(self, event: str, handler: Handler) -> Handler:
+        """Register ``handler`` to run at most once for ``event``."""
+        key = (event, _key(handler))
+
+        def run_once(*args: Any) -> Any:
+            with self._lock:
+                if self._once.get(key) is not run_once:
+                    return None  # removed (or already ran) meanwhile
+            self.off(event, handler)
+            return handler(*args)
+
+        with self._lock:
+            if key in self._once:
+                return handler
+            self._once[key] = run_once
+            self._ns.signal(event).connect(run_once, weak=False)
+            self._snapshots.pop(event, None)
+        return handler
+
+    def off(self, event: str, handler: Handler) -> None:
+        """Remove ``handler`` (or the once-wrapper made for it); no error when absent."""
+        with self._lock:
+            sig = self._ns.get(event)
+            if sig is None:
+                return
+            wrapper = self._once.pop((event, _key(handler)), None)
+            sig.disconnect(wrapper if wrapper is not None else handler)
+            if wrapper is not None:  # it may have been registered with on() as well
+                sig.disconnect(handler)
+            self._snapshots.pop(event, None)
+
+    def handlers(self, event: str) -> Tuple[Handler, ...]:
+        """The handlers of ``event`` now, in registration order."""
+        snap = self._snapshots.get(event)
+        if snap is not None:
+            return snap
+        with self._lock:
+            sig = self._ns.get(event)
+            # blinker's receivers dict keeps insertion order (receivers_for() does not)
+            snap = tuple(sig.receivers.values()) if sig is not None else ()
+            self._snapshots[event] = snap
+        return snap
+
+
+class Dispatcher:
+    """Owns the inbound queue; its :meth:`run` is the body of the dispatcher thread."""
+
+    def __init__(self, registry: Registry, log: Log, max_backlog: int) -> None:
+        self.registry = registry
+        self.log = log
+        self.max_backlog = max_backlog
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._backlog = 0
+        self._room = threading.Condition(threading.Lock())
+        self.thread_ident: Optional[int] = None
+
+    # ------------------------------------------------------------- producer side
+    def put(self, entries: List[Entry]) -> None:
+        """Queue entries for dispatch, in order."""
+        if entries:
+            self._q.put(entries)
+
+    def event(self, name: str, *args: Any) -> None:
+        """Queue one lifecycle event."""
+        self._q.put([(None, name, args)])
+
+    def admit(self, frames: int, stop: threading.Event) -> bool:
+        """Count ``frames`` in; while the backlog is full, wait (back-pressure on the socket).
+
+        Returns False if ``stop`` was set while waiting.
+        """
+        with self._room:
+            while self._backlog >= self.max_backlog:
+                if stop.is_set():
+                    return False
+                self._room.wait(0.25)
+            self._backlog += frames
+        return True
+
+    @property
+    def backlog(self) -> int:
+        """Frames read but not yet dispatched."""
+        return self._backlog
+
+    def stop(self) -> None:
+        """Make :meth:`run` return once everything queued before this was dispatched."""
+        self._q.put(_STOP)
+
+    # ------------------------------------------------------------- consumer side
+    def run(self) -> None:
+        """Dispatch until :meth:`stop`; never raises."""
+        self.thread_ident = threading.get_ident()
+        get = self._q.get
+        while True:
+            try:
+                batch = get()
+                if batch is _STOP:
+                    return
+                self._dispatch(batch)
+            except BaseException as exc:  # never die silently; keep dispatching
+                self.log.error("the dispatcher failed unexpectedly", exc)
+
+    def _dispatch(self, batch: List[Any]) -> None:
+        handlers = self.registry.handlers
+        emit = self.emit
+        frames = 0
+        try:
+            for entry in batch:
+                text = entry[0]
+                if text is None:
+                    emit(entry[1], entry[2])
+                    continue
+                frames += 1
+                frame = entry[1]
+                raw = handlers("raw_message")
+                if raw:
+                    emit("raw_message", (text,), raw)
+                if frame is False:
+                    continue
+                if frame is None:
+                    self.log.warn(f"dropped a frame that is not a Slack event: {text[:200]!r}")
+                    continue
+                etype = frame["type"]
+                if etype == "error":
+                    emit("slack_event", ("error", frame))
+                    err = frame.get("error")
+                    msg = err.get("msg") if isinstance(err, dict) else err
+                    emit("error", (PlatformError(f"Slack sent an error event: {msg}",
+                                                 error=str(msg), data=frame),))
+                    continue
+                h = handlers("slack_event")
+                if h:
+                    emit("slack_event", (etype, frame), h)
+                h = handlers(etype)
+                if h:
+                    emit(etype, (frame,), h)
+                subtype = frame.get("subtype")
+                if subtype is not None and isinstance(subtype, str):
+                    name = f"{etype}::{subtype}"
+                    h = handlers(name)
+                    if h:
+                        emit(name, (frame,), h)
+        finally:
+            if frames:
+                with self._room:
+                    self._backlog -= frames
+                    self._room.notify_all()
+
+    def emit(self, event: str, args: Tuple[Any, ...],
+             handlers: Optional[Tuple[Handler, ...]] = None) -> None:
+        """Call every handler of ``event`` with ``args``; a raising one is reported."""
+        for handler in handlers if handlers is not None else self.registry.handlers(event):
+            try:
+                handler(*args)
+            except Exception as exc:
+                name = getattr(handler, "__qualname__", repr(handler))
+                self.log.error(f"handler {name} for {event!r} raised {type(exc).__name__}", exc)
+                if event != "error":
+                    self.emit("error", (exc,))

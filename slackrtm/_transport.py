@@ -1,0 +1,267 @@
+"""The WebSocket transport: the only code that touches the socket.
+
+websocket-client performs the handshake (proxy tunnel, TLS) and frames what we write.
+Reading is done here, straight from the socket in large chunks: server frames are
+unmasked, so parsing them is a few slices, and text is validated as UTF-8 by
+``bytes.decode`` in C instead of websocket-client's pure-Python validator.
+Errors of websocket-client and the socket are turned into :class:`WebsocketError` here.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import struct
+import threading
+from typing import Any, List, Optional, Tuple
+from urllib.parse import urlsplit
+
+import websocket
+
+from slackrtm.errors import WebsocketError
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+_CHUNK = 262144
+#: Largest message accepted; a bigger one fails the connection instead of eating memory.
+MAX_MESSAGE = 64 * 1024 * 1024
+_U16 = struct.Struct("!H")
+_U64 = struct.Struct("!Q")
+# websocket-client reads NO_PROXY itself when this list is empty, and up to 1.8 always
+# bypasses an explicit proxy for localhost: a list that matches no host stops both.
+_MATCH_NO_HOST = ["\x00"]
+
+#: A received message: ``(text, None)`` for a text frame, ``(None, payload)`` for binary.
+Message = Tuple[Optional[str], Optional[bytes]]
+
+
+class NotWritten(WebsocketError):
+    """The connection was already torn down: not a byte of the message was written."""
+
+
+def safe_url(url: str) -> str:
+    """The URL reduced to scheme and host: its path and query carry a one-time ticket."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}{':' + str(parts.port) if parts.port else ''}"
+
+
+class Transport:
+    """One open WebSocket connection."""
+
+    def __init__(self, ws: Any, host: str) -> None:
+        self._ws = ws
+        self._sock: socket.socket = ws.sock
+        self.host = host
+        self._buf = bytearray()
+        self._fragments: List[bytes] = []
+        self._frag_op = 0
+        self._frag_len = 0
+        self._closed = threading.Event()
+        self._send_lock = threading.Lock()
+        self.close_received: Optional[Tuple[int, str]] = None
+
+    @classmethod
+    def open(cls, url: str, *, timeout: float, proxy: Optional[Tuple[str, int, Any]],
+             ssl_context: Optional[ssl.SSLContext]) -> Transport:
+        """Open a connection to ``url``; ``proxy`` is ``(host, port, auth)`` or None (direct)."""
+        options: dict[str, Any] = {
+            "timeout": timeout,
+            "skip_utf8_validation": True,
+            "enable_multithread": True,
+            "sockopt": ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+            "suppress_origin": True,
+        }
+        if ssl_context is not None:
+            options["sslopt"] = {"context": ssl_context}
+        if proxy is not None:
+            options.update(http_proxy_host=proxy[0], http_proxy_port=proxy[1],
+                           http_proxy_auth=proxy[2], proxy_type="http",
+                           http_no_proxy=_MATCH_NO_HOST)
+        else:
+            options["http_no_proxy"] = ["*"]
+        host = safe_url(url)
+        try:
+            ws = websocket.create_connection(url, **options)
+        except websocket.WebSocketBadStatusException as exc:
+            status = getattr(exc, "status_code", "?")
+            raise WebsocketError(f"WebSocket handshake with {host} refused: HTTP {status}") \
+                from None
+        except ssl.SSLError as exc:
+            raise WebsocketError(f"TLS failed while connecting to {host}: {exc}") from None
+        except (OSError, websocket.WebSocketException) as exc:
+            raise WebsocketError(
+                f"could not open the WebSocket to {host}: {_describe(exc)}") from None
+        if ws.sock is None:
+            raise WebsocketError(f"the WebSocket to {host} closed during the handshake")
+        ws.sock.settimeout(None)  # reads block until data or teardown (shutdown wakes them)
+        return cls(ws, host)
+
+    # ------------------------------------------------------------------ writing
+    def send_text(self, text: str) -> None:
+        """Write one text frame; raise WebsocketError if the connection is gone."""
+        try:
+            with self._send_lock:
+                if self._closed.is_set():
+                    raise NotWritten(f"the connection to {self.host} is closed")
+                self._ws.send(text)
+        except (OSError, websocket.WebSocketException) as exc:
+            raise WebsocketError(f"writing to {self.host} failed: {_describe(exc)}") from None
+
+    def _send_control(self, payload: bytes, opcode: int) -> None:
+        if self._send_lock.acquire(timeout=1.0):
+            try:
+                self._ws.send(payload, opcode)
+            except (OSError, websocket.WebSocketException):
+                pass
+            finally:
+                self._send_lock.release()
+
+    # ------------------------------------------------------------------ reading
+    def _fill(self) -> None:
+        try:
+            chunk = self._sock.recv(_CHUNK)
+        except (OSError, ValueError) as exc:
+            if self._closed.is_set():
+                raise WebsocketError(f"the connection to {self.host} was closed") from None
+            raise WebsocketError(
+                f"reading from {self.host} failed: {_describe(exc)}") from None
+        if not chunk:
+            raise WebsocketError(f"{self.host} closed the connection without a close frame")
+        self._buf += chunk
+
+    def read(self) -> List[Message]:
+        """Block until at least one whole message arrived; return every whole one buffered.
+
+        Raises WebsocketError when the connection ends (close frame, EOF, error, teardown)
+        or the peer breaks the protocol (invalid UTF-8, masked or malformed frames).
+        """
+        out: List[Message] = []
+        while not out:
+            self._fill()
+            self._parse(out)
+        return out
+
+    def _parse(self, out: List[Message]) -> None:
+        buf = self._buf
+        pos = 0
+        end = len(buf)
+        try:
+            while end - pos >= 2:
+                b0 = buf[pos]
+                b1 = buf[pos + 1]
+                length = b1 & 0x7F
+                head = 2
+                if length == 126:
+                    if end - pos < 4:
+                        break
+                    length = _U16.unpack_from(buf, pos + 2)[0]
+                    head = 4
+                elif length == 127:
+                    if end - pos < 10:
+                        break
+                    length = _U64.unpack_from(buf, pos + 2)[0]
+                    head = 10
+                if b1 & 0x80:
+                    raise WebsocketError(f"{self.host} sent a masked frame (RFC 6455 5.1)")
+                if b0 & 0x70:
+                    raise WebsocketError(f"{self.host} sent a frame with reserved bits set")
+                if length > MAX_MESSAGE:
+                    raise WebsocketError(
+                        f"{self.host} sent a frame of {length} bytes (limit {MAX_MESSAGE})")
+                if end - pos < head + length:
+                    break
+                start = pos + head
+                pos = start + length
+                self._frame(b0 & 0x80, b0 & 0x0F, bytes(buf[start:pos]), out)
+        finally:
+            del buf[:pos]
+
+    def _frame(self, fin: int, op: int, payload: bytes, out: List[Message]) -> None:
+        if op >= 0x8:
+            if not fin or len(payload) > 125:
+                raise WebsocketError(f"{self.host} sent a malformed control frame")
+            if op == OP_PING:
+                self._send_control(payload, OP_PONG)
+            elif op == OP_CLOSE:
+                code = _U16.unpack_from(payload)[0] if len(payload) >= 2 else 1005
+                reason = payload[2:].decode("utf-8", "replace")
+                self.close_received = (code, reason)
+                self._send_control(payload[:2], OP_CLOSE)
+                raise WebsocketError(
+                    f"{self.host} closed the connection (code {code}"
+                    f"{', ' + reason if reason else ''})")
+            elif op != OP_PONG:
+                raise WebsocketError(f"{self.host} sent an unknown control opcode {op}")
+            return
+        if op == OP_CONT:
+            if not self._fragments:
+                raise WebsocketError(f"{self.host} sent a continuation frame out of sequence")
+            self._fragments.append(payload)
+            self._frag_len += len(payload)
+            if self._frag_len > MAX_MESSAGE:
+                raise WebsocketError(f"{self.host} sent a message over {MAX_MESSAGE} bytes")
+            if not fin:
+                return
+            payload = b"".join(self._fragments)
+            op = self._frag_op
+            self._fragments = []
+            self._frag_len = 0
+        elif self._fragments:
+            raise WebsocketError(f"{self.host} interleaved a new message with a fragmented one")
+        elif not fin:
+            if op not in (OP_TEXT, OP_BINARY):
+                raise WebsocketError(f"{self.host} sent an unknown opcode {op}")
+            self._fragments = [payload]
+            self._frag_op = op
+            self._frag_len = len(payload)
+            return
+        if op == OP_TEXT:
+            try:
+                out.append((payload.decode("utf-8"), None))
+            except UnicodeDecodeError:
+                raise WebsocketError(
+                    f"{self.host} sent a text frame that is not valid UTF-8 (RFC 6455 8.1)"
+                ) from None
+        elif op == OP_BINARY:
+            out.append((None, payload))
+        else:
+            raise WebsocketError(f"{self.host} sent an unknown opcode {op}")
+
+    # ------------------------------------------------------------------ teardown
+    def abort(self) -> None:
+        """Tear the connection down now, without a close handshake; wakes a blocked read.
+
+        Safe from any thread, any number of times.
+        """
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        try:
+            # the plain socket's shutdown: SSLSocket's own would drop the TLS object under
+            # a thread that may be reading through it
+            socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def release(self) -> None:
+        """Close the socket for good; only the reading thread calls this, once done."""
+        self.abort()
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Send a close frame (best effort, without waiting for the answer), then abort."""
+        if not self._closed.is_set():
+            self._send_control(_U16.pack(1000), OP_CLOSE)
+        self.abort()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`abort` or :meth:`close` was called."""
+        return self._closed.is_set()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text
