@@ -1,0 +1,275 @@
+"""requests plumbing for the WebClient: a caller's SSLContext, a forced proxy, abortable calls.
+
+Three things requests does not do by itself:
+
+* use a caller's :class:`ssl.SSLContext` as is, for direct connections and for tunnels
+  through a proxy, without loading its own CA bundle into it (requests sets ``ca_certs``
+  on the pool and urllib3 then calls ``load_verify_locations`` on the caller's context);
+* send every request through an explicit proxy, loopback included, whatever
+  ``NO_PROXY`` says;
+* interrupt a request from another thread: :func:`abort_scope` registers every socket a
+  thread uses inside the scope, and :meth:`AbortHandle.abort` shuts them down.
+
+Works with urllib3 1.26 and 2.x.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping, NamedTuple, Optional, Tuple, cast
+from urllib.parse import unquote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+
+class ProxyConfig(NamedTuple):
+    """An explicit ``http://[user:pass@]host:port`` proxy, parsed and checked."""
+
+    url: str
+    host: str
+    port: int
+    auth: Optional[Tuple[str, str]]
+
+    @property
+    def display(self) -> str:
+        """The proxy without its credentials, fit for logs and reprs."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def parse_proxy(proxy: str) -> ProxyConfig:
+    """Check an explicit proxy URL; anything but ``http://[user:pass@]host:port`` is a ValueError.
+
+    Error messages never repeat the URL: it may carry a password.
+    """
+    if not isinstance(proxy, str):
+        raise ValueError(f"proxy must be a str like http://[user:pass@]host:port, "
+                         f"got {type(proxy).__name__}")
+    parts = urlsplit(proxy.strip())
+    if parts.scheme.lower() != "http":
+        raise ValueError("proxy must look like http://[user:pass@]host:port (only http:// "
+                         f"proxies are supported), got scheme {parts.scheme or '(none)'!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None:
+        raise ValueError("proxy must look like http://[user:pass@]host:port: "
+                         "a host and a numeric port are required")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("proxy must look like http://[user:pass@]host:port: "
+                         "no path, query or fragment")
+    auth = None
+    if parts.username is not None:
+        auth = (unquote(parts.username), unquote(parts.password or ""))
+    return ProxyConfig(proxy.strip(), parts.hostname, port, auth)
+
+
+# --- abortable requests ---------------------------------------------------------------------
+
+_local = threading.local()
+
+
+class AbortHandle:
+    """Interrupts the HTTP requests made inside one :func:`abort_scope`.
+
+    :meth:`abort` may be called from any thread, before, during or after a request.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        self._socks: list[socket.socket] = []
+
+    @property
+    def aborted(self) -> bool:
+        """Whether :meth:`abort` was called."""
+        return self._event.is_set()
+
+    def abort(self) -> None:
+        """Shut down every socket in use in the scope now; later requests in it fail at once."""
+        with self._lock:
+            self._event.set()
+            socks = list(self._socks)
+        for sock in socks:
+            _shutdown(sock)
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds; True (at once) when aborted."""
+        return self._event.wait(max(0.0, timeout))
+
+    def _track(self, sock: socket.socket | None) -> None:
+        """Keep a duplicate descriptor of ``sock``: shutting it down wakes any reader.
+
+        A duplicate, because TLS wrapping detaches the original socket object (its
+        descriptor becomes -1) while the handshake, which must stay abortable, runs.
+        """
+        if sock is None:
+            return
+        try:
+            dup = socket.fromfd(sock.fileno(), sock.family, sock.type)
+        except (OSError, ValueError):
+            return  # already closed: nothing to interrupt
+        with self._lock:
+            if not self._event.is_set():
+                self._socks.append(dup)
+                return
+        _shutdown(dup)
+        dup.close()
+
+    def _release(self) -> None:
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for sock in socks:
+            sock.close()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def current_scope() -> AbortHandle | None:
+    """The abort scope active on this thread, if any."""
+    handle: AbortHandle | None = getattr(_local, "scope", None)
+    return handle
+
+
+@contextmanager
+def abort_scope() -> Iterator[AbortHandle]:
+    """Make the HTTP requests of this thread abortable until the block ends."""
+    handle = AbortHandle()
+    previous = current_scope()
+    _local.scope = handle
+    try:
+        yield handle
+    finally:
+        _local.scope = previous
+        handle._release()
+
+
+def _new_socket(sock: socket.socket) -> socket.socket:
+    scope = current_scope()
+    if scope is not None:
+        scope._track(sock)  # shuts it down at once when already aborted
+    return sock
+
+
+def _check_not_aborted() -> None:
+    scope = current_scope()
+    if scope is not None and scope.aborted:
+        # An OSError, so urllib3 and requests turn it into their usual connection error.
+        raise ConnectionAbortedError("the request was aborted")
+
+
+class _HTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        _check_not_aborted()
+        return _new_socket(super()._new_conn())
+
+
+class _HTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        _check_not_aborted()
+        return _new_socket(super()._new_conn())
+
+
+class _HTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        scope = current_scope()
+        if scope is not None:  # a kept-alive connection is already connected
+            scope._track(getattr(conn, "sock", None))
+        return conn
+
+
+class _HTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        scope = current_scope()
+        if scope is not None:
+            scope._track(getattr(conn, "sock", None))
+        return conn
+
+
+def _pool_classes() -> dict[str, type[HTTPConnectionPool]]:
+    return {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
+
+
+# --- the adapter ----------------------------------------------------------------------------
+
+
+class SlackAdapter(HTTPAdapter):
+    """An HTTPAdapter with a caller's SSLContext, an optional forced proxy and abortable I/O.
+
+    ``ssl_context`` (None: requests' defaults) is used as is: its CAs and verify mode rule,
+    nothing is loaded into it. ``proxy`` (None: requests' usual environment handling)
+    is used for every request, whatever the proxy settings of the session or environment.
+    """
+
+    def __init__(self, *, ssl_context: ssl.SSLContext | None = None,
+                 proxy: ProxyConfig | None = None) -> None:
+        self._ssl_context = ssl_context
+        self._proxy = proxy
+        super().__init__(max_retries=0)  # Web API calls may not be idempotent
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
+                         **pool_kwargs: Any) -> None:
+        """Create the pool manager with this adapter's SSLContext and abortable pools."""
+        if self._ssl_context is not None:
+            pool_kwargs["ssl_context"] = self._ssl_context
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = _pool_classes()
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """Create the proxy manager with this adapter's SSLContext (used inside CONNECT)."""
+        if self._ssl_context is not None:
+            proxy_kwargs["ssl_context"] = self._ssl_context
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):  # SOCKS managers have their own pools
+            manager.pool_classes_by_scheme = _pool_classes()
+        return manager
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> Any:
+        """Pool settings for a request (requests >= 2.32.2): the caller's SSLContext wins."""
+        host_params, kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        pool_kwargs = cast("dict[str, Any]", kwargs)
+        if self._ssl_context is not None:
+            pool_kwargs.pop("ca_certs", None)
+            pool_kwargs.pop("ca_cert_dir", None)
+            pool_kwargs["ssl_context"] = self._ssl_context
+            pool_kwargs["cert_reqs"] = self._ssl_context.verify_mode
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        """Keep requests' CA bundle out of a caller's SSLContext."""
+        if self._ssl_context is None:
+            super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call,unused-ignore]
+            return
+        if url.lower().startswith("https"):
+            conn.cert_reqs = self._ssl_context.verify_mode
+            conn.ca_certs = None
+            conn.ca_cert_dir = None
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: Any = None, verify: Any = True, cert: Any = None,
+             proxies: Mapping[str, str] | None = None) -> requests.Response:
+        """Send ``request``, through the explicit proxy when there is one."""
+        if self._proxy is not None:
+            proxies = {"http": self._proxy.url, "https": self._proxy.url}
+        return super().send(request, stream=stream, timeout=timeout, verify=verify,
+                            cert=cert, proxies=proxies)
