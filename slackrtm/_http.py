@@ -15,6 +15,7 @@ Works with urllib3 1.26 and 2.x.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import ssl
 import threading
@@ -23,6 +24,7 @@ from typing import Any, Iterator, Mapping, NamedTuple, Optional, Tuple, cast
 from urllib.parse import unquote, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -180,6 +182,51 @@ class _HTTPSConnection(HTTPSConnection):
     def _new_conn(self) -> socket.socket:
         _check_not_aborted()
         return _new_socket(super()._new_conn())
+
+    if getattr(urllib3, "__version__", "2").startswith("1."):
+        def connect(self) -> None:
+            # urllib3 1.26 drops server_hostname for IP hosts (its own contexts match
+            # hostnames themselves), which a caller's check_hostname context refuses.
+            ctx: Any = self.ssl_context
+            host = self.server_hostname or getattr(self, "_tunnel_host", None) or self.host
+            if ctx is None or not getattr(ctx, "check_hostname", False) or not _is_ip(host):
+                super().connect()
+                return
+            self.ssl_context = cast(ssl.SSLContext, _WithServerHostname(ctx, host))
+            try:
+                super().connect()
+            finally:
+                self.ssl_context = ctx
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+class _WithServerHostname:
+    """A caller's SSLContext that always wraps sockets with the given server_hostname."""
+
+    _ctx: ssl.SSLContext
+    _hostname: str
+
+    def __init__(self, ctx: ssl.SSLContext, hostname: str) -> None:
+        object.__setattr__(self, "_ctx", ctx)
+        object.__setattr__(self, "_hostname", hostname.strip("[]"))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._ctx, name, value)
+
+    def wrap_socket(self, sock: socket.socket, server_hostname: str | None = None,
+                    **kwargs: Any) -> ssl.SSLSocket:
+        return self._ctx.wrap_socket(sock, server_hostname=server_hostname or self._hostname,
+                                     **kwargs)
 
 
 class _HTTPConnectionPool(HTTPConnectionPool):
