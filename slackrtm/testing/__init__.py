@@ -1,0 +1,23 @@
+"""Offline Slack for tests, demos and bot development: :class:`FakeSlack`, :class:`FakeProxy`.
+
+``FakeSlack`` serves the Web API and the RTM API (a real WebSocket) on loopback, with a
+seeded workspace, recording of everything clients send, and fault injection::
+
+    from slackrtm.testing import FakeSlack
+
+    with FakeSlack() as slack:
+        rtm = RTMClient(slack.token, slack_api_url=slack.api_url)
+        ...
+        slack.wait_for_received("message")
+
+Standard library only, and independent of the rest of slackrtm: it is a witness of the
+protocol, not a reflection of the client. Run ``python -m slackrtm.testing`` to serve one
+for bot development.
+"""
+
+from slackrtm.testing._calls import ApiCall
+from slackrtm.testing._conn import FakeConnection
+from slackrtm.testing._proxy import FakeProxy
+from slackrtm.testing._slack import FakeSlack
+
+__all__ = ["ApiCall", "FakeConnection", "FakeProxy", "FakeSlack"]

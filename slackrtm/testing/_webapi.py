@@ -1,0 +1,293 @@
+"""The Web API: request decoding, authentication, recording, faults and the methods."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import parse_qsl, quote
+
+from slackrtm.testing._calls import REDACTED, ApiCall, Fault
+from slackrtm.testing._conn import truthy
+from slackrtm.testing._workspace import APP_ID, BOT_ID, CREATED, ApiError, paginate
+
+if TYPE_CHECKING:
+    from slackrtm.testing._slack import FakeSlack
+
+Params = Dict[str, Any]
+Answer = Tuple[int, Dict[str, str], bytes]
+JSON_TYPE = "application/json; charset=utf-8"
+AUTH_FREE = {"api.test"}
+
+
+def _json(status: int, data: Dict[str, Any], headers: Optional[Dict[str, str]] = None) -> Answer:
+    out = {"Content-Type": JSON_TYPE}
+    out.update(headers or {})
+    return status, out, json.dumps(data).encode("utf-8")
+
+
+def decode_params(query: str, body: bytes, content_type: str) -> Params:
+    """Query string and body (form-encoded or JSON) merged, the body winning."""
+    params: Params = dict(parse_qsl(query, keep_blank_values=True))
+    if body:
+        if "json" in content_type.lower():
+            data = json.loads(body.decode("utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("JSON body is not an object")
+            params.update(data)
+        else:
+            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    return params
+
+
+def handle(slack: FakeSlack, http_method: str, method: str, query: str, body: bytes,
+           headers: Mapping[str, str]) -> Answer:
+    """Answer one Web API request: record it, apply any queued fault, authenticate, run."""
+    token = slack.token
+    auth = headers.get("authorization") or ""
+    bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    try:
+        params = decode_params(query, body, headers.get("content-type") or "")
+        bad_body = None
+    except (ValueError, UnicodeDecodeError):
+        params, bad_body = dict(parse_qsl(query, keep_blank_values=True)), "invalid_json"
+    presented = bearer if bearer is not None else params.get("token")
+    secrets = [s for s in (token, presented) if isinstance(s, str) and s]
+    shown = {k: (REDACTED if k == "token" else v) for k, v in params.items()}
+    shown_headers = {k: v for k, v in headers.items()}
+    if "authorization" in shown_headers:
+        shown_headers["authorization"] = "Bearer " + REDACTED if bearer is not None else REDACTED
+    shown_query = query
+    for secret in secrets:
+        shown_query = shown_query.replace(secret, REDACTED).replace(quote(secret), REDACTED)
+    call = ApiCall(method=method, params=shown, headers=shown_headers, query=shown_query,
+                   http_method=http_method, authorized=bearer == token,
+                   token_in_body=token.encode() in body, token_in_url=token in query,
+                   time=time.monotonic())
+    slack._record_call(call)
+    fault = slack._take_fault(method)
+    answer = _answer(slack, fault, method, params, presented, bad_body)
+    status, _, payload = answer
+    is_json = answer[1].get("Content-Type") == JSON_TYPE
+    slack._finish_call(call, status, json.loads(payload) if is_json else None)
+    return answer
+
+
+def _answer(slack: FakeSlack, fault: Optional[Fault], method: str, params: Params,
+            presented: Any, bad_body: Optional[str]) -> Answer:
+    if fault is not None:
+        if fault.delay:
+            slack._stop.wait(fault.delay)
+        if fault.error is not None:
+            if fault.status >= 500:
+                return fault.status, {"Content-Type": "text/plain; charset=utf-8"}, \
+                    fault.error.encode("utf-8")
+            extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+            return _json(fault.status, {"ok": False, "error": fault.error}, extra)
+    if method not in METHODS:
+        return _json(200, {"ok": False, "error": "unknown_method"})
+    if bad_body is not None:
+        return _json(200, {"ok": False, "error": bad_body})
+    if method not in AUTH_FREE:
+        error = slack._check_token(presented)
+        if error is not None:
+            return _json(200, {"ok": False, "error": error})
+    try:
+        data = METHODS[method](slack, params)
+    except ApiError as exc:
+        data = {"ok": False, "error": exc.error}
+    return _json(200, data)
+
+
+# -- methods -----------------------------------------------------------------------------
+def _self(slack: FakeSlack) -> Dict[str, Any]:
+    return {"id": slack.bot_user_id, "name": slack._ws.users[slack.bot_user_id]["name"]}
+
+
+def _channel(slack: FakeSlack, params: Params) -> str:
+    cid = slack._ws.find_channel(params.get("channel"))
+    if cid is None:
+        raise ApiError("channel_not_found")
+    return cid
+
+
+def _page(slack: FakeSlack, key: str, items: List[Any], params: Params) -> Dict[str, Any]:
+    page, cursor = paginate(items, params)
+    return {"ok": True, key: page, "response_metadata": {"next_cursor": cursor}}
+
+
+def rtm_connect(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    url = slack._issue_ticket(params, "rtm.connect")
+    return {"ok": True, "url": url, "team": dict(slack._ws.team), "self": _self(slack)}
+
+
+def rtm_start(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    url = slack._issue_ticket(params, "rtm.start")
+    with slack._cond:
+        ws = slack._ws
+        users = [ws.user_view(uid) for uid in ws.users]
+        channels = [ws.channel_view(cid) for cid in ws.channels]
+        bots = [{"id": u["profile"]["bot_id"], "deleted": False, "name": u["name"],
+                 "updated": CREATED, "app_id": APP_ID, "icons": {}}
+                for u in users if u.get("is_bot")]
+        latest = ws.next_ts()
+    me = dict(_self(slack), prefs={}, created=CREATED, manual_presence="active")
+    team = dict(slack._ws.team, email_domain="", icon={"image_default": True},
+                msg_edit_window_mins=-1, over_storage_limit=False, prefs={}, plan="std")
+    return {"ok": True, "url": url, "self": me, "team": team, "users": users,
+            "channels": [c for c in channels if not c["is_private"]],
+            "groups": [c for c in channels if c["is_private"]], "ims": [], "mpims": [],
+            "bots": bots, "cache_ts": CREATED, "latest_event_ts": latest}
+
+
+def auth_test(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    team = slack._ws.team
+    return {"ok": True, "url": f"https://{team['domain']}.slack.com/", "team": team["name"],
+            "user": _self(slack)["name"], "team_id": team["id"], "user_id": slack.bot_user_id,
+            "bot_id": BOT_ID, "is_enterprise_install": False}
+
+
+def _maybe_json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def chat_post_message(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    with slack._cond:
+        cid = _channel(slack, params)
+        text = params.get("text")
+        blocks, attachments = params.get("blocks"), params.get("attachments")
+        if not text and not blocks and not attachments:
+            raise ApiError("no_text")
+        extra = {"thread_ts": params.get("thread_ts") or None, "bot_id": BOT_ID,
+                 "blocks": _maybe_json(blocks) if blocks else None,
+                 "attachments": _maybe_json(attachments) if attachments else None}
+        msg = slack._post(cid, slack.bot_user_id, str(text or ""), extra)
+    shown = {k: v for k, v in msg.items() if k != "channel"}
+    return {"ok": True, "channel": cid, "ts": msg["ts"], "message": shown}
+
+
+def _wanted_types(params: Params) -> Tuple[bool, bool]:
+    types = str(params.get("types") or "public_channel").split(",")
+    return "public_channel" in types, "private_channel" in types
+
+
+def conversations_list(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    public, private = _wanted_types(params)
+    skip_archived = truthy(params.get("exclude_archived", False))
+    with slack._cond:
+        views = [slack._ws.channel_view(cid) for cid in slack._ws.channels]
+    keep = [c for c in views if (private if c["is_private"] else public)
+            and not (skip_archived and c["is_archived"])]
+    return _page(slack, "channels", keep, params)
+
+
+def channels_list(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    return conversations_list(slack, dict(params, types="public_channel"))
+
+
+def conversations_info(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    with slack._cond:
+        return {"ok": True, "channel": slack._ws.channel_view(_channel(slack, params))}
+
+
+def conversations_history(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    with slack._cond:
+        cid = _channel(slack, params)
+        msgs = [{k: v for k, v in m.items() if k != "channel"}
+                for m in reversed(slack._ws.history[cid])]
+    data = _page(slack, "messages", msgs, params)
+    data["has_more"] = bool(data["response_metadata"]["next_cursor"])
+    return data
+
+
+def conversations_members(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    with slack._cond:
+        members = list(slack._ws.members[_channel(slack, params)])
+    return _page(slack, "members", members, params)
+
+
+def conversations_join(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    with slack._cond:
+        cid = _channel(slack, params)
+        already = slack.bot_user_id in slack._ws.members[cid]
+    if not already:
+        slack.join_channel(slack.bot_user_id, cid)
+    with slack._cond:
+        data = {"ok": True, "channel": slack._ws.channel_view(cid)}
+    if already:
+        data["warning"] = "already_in_channel"
+    return data
+
+
+def _user(slack: FakeSlack, params: Params, default: Optional[str] = None) -> str:
+    uid = params.get("user") or default
+    if not isinstance(uid, str) or uid not in slack._ws.users:
+        raise ApiError("user_not_found")
+    return uid
+
+
+def users_info(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    with slack._cond:
+        return {"ok": True, "user": slack._ws.user_view(_user(slack, params))}
+
+
+def users_list(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    with slack._cond:
+        users = [slack._ws.user_view(uid) for uid in slack._ws.users]
+    data = _page(slack, "members", users, params)
+    data["cache_ts"] = CREATED
+    return data
+
+
+def users_get_presence(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    with slack._cond:
+        uid = _user(slack, params, slack.bot_user_id)
+        presence = slack.presence(uid)
+        count = len(slack._conns) if uid == slack.bot_user_id else int(presence == "active")
+    return {"ok": True, "presence": presence, "online": presence == "active",
+            "auto_away": False, "manual_away": presence == "away",
+            "connection_count": count, "last_activity": CREATED}
+
+
+def reactions_add(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    name = params.get("name")
+    if not name:
+        raise ApiError("invalid_name")
+    with slack._cond:
+        cid = _channel(slack, params)
+        ts = str(params.get("timestamp") or "")
+        if slack._ws.find_message(cid, ts) is None:
+            raise ApiError("message_not_found")
+        slack.add_reaction(cid, ts, str(name), user=slack.bot_user_id)
+    return {"ok": True}
+
+
+def api_test(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    args = {k: (REDACTED if k == "token" else v) for k, v in params.items()}
+    if params.get("error"):
+        return {"ok": False, "error": params["error"], "args": args}
+    return {"ok": True, "args": args}
+
+
+METHODS: Dict[str, Callable[[FakeSlack, Params], Dict[str, Any]]] = {
+    "api.test": api_test,
+    "auth.test": auth_test,
+    "channels.list": channels_list,
+    "chat.postMessage": chat_post_message,
+    "conversations.history": conversations_history,
+    "conversations.info": conversations_info,
+    "conversations.join": conversations_join,
+    "conversations.list": conversations_list,
+    "conversations.members": conversations_members,
+    "reactions.add": reactions_add,
+    "rtm.connect": rtm_connect,
+    "rtm.start": rtm_start,
+    "users.getPresence": users_get_presence,
+    "users.info": users_info,
+    "users.list": users_list,
+}
