@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 import ssl
+import threading
 import time
 import traceback
 from typing import Any, Callable, Iterator
@@ -169,7 +170,7 @@ def test_ssl_context_with_another_ca_refuses(tls_server: RecordingServer) -> Non
 # --- aborts ---------------------------------------------------------------------------------
 
 
-def abort_when(event_is_set: Callable[[], bool], call: Callable[[], Any],
+def abort_when(stuck: threading.Event, call: Callable[[], Any],
                web: WebClient) -> tuple[CallInThread, float]:
     """Run ``call`` in an abort scope on a thread, abort once the server says it is stuck."""
     handles: list[Any] = []
@@ -180,10 +181,7 @@ def abort_when(event_is_set: Callable[[], bool], call: Callable[[], Any],
             return call()
 
     runner = CallInThread(run)
-    deadline = time.monotonic() + WAIT
-    while not event_is_set():  # the server's own event, set when the call is stuck there
-        assert time.monotonic() < deadline, "the call never reached the server"
-        time.sleep(0.005)
+    assert stuck.wait(WAIT), "the call never reached the server"  # set by the server
     aborted_at = time.monotonic()
     handles[0].abort()
     runner.join()
@@ -199,7 +197,7 @@ def assert_aborted(runner: CallInThread, took: float) -> None:
 def test_abort_interrupts_a_request_waiting_for_its_response() -> None:
     with HangingServer() as hang, \
             WebClient(TOKEN, base_url=f"http://127.0.0.1:{hang.port}/", timeout=20) as web:
-        runner, took = abort_when(hang.hung.is_set, web.auth.test, web)
+        runner, took = abort_when(hang.hung, web.auth.test, web)
         assert_aborted(runner, took)
     assert hang.connections == 1
 
@@ -208,7 +206,7 @@ def test_abort_interrupts_a_reused_keep_alive_connection() -> None:
     with HangingServer(answers=1) as hang, \
             WebClient(TOKEN, base_url=f"http://127.0.0.1:{hang.port}/", timeout=20) as web:
         web.auth.test()
-        runner, took = abort_when(hang.hung.is_set, web.auth.test, web)
+        runner, took = abort_when(hang.hung, web.auth.test, web)
         assert_aborted(runner, took)
     assert hang.connections == 1 and len(hang.heads) == 2
 
@@ -217,7 +215,7 @@ def test_abort_interrupts_a_tls_handshake(ca: trustme.CA) -> None:
     with HangingServer(silent=True) as hang, \
             WebClient(TOKEN, base_url=f"https://127.0.0.1:{hang.port}/", timeout=20,
                       ssl_context=one_ca_context(ca)) as web:
-        runner, took = abort_when(hang.accepted.is_set, web.auth.test, web)
+        runner, took = abort_when(hang.accepted, web.auth.test, web)
         assert_aborted(runner, took)
 
 
@@ -225,14 +223,14 @@ def test_abort_interrupts_a_proxy_connect() -> None:
     with HangingServer() as hang, \
             WebClient(TOKEN, base_url="https://slack.invalid/api/", timeout=20,
                       proxy=f"http://127.0.0.1:{hang.port}") as web:
-        runner, took = abort_when(hang.hung.is_set, web.auth.test, web)
+        runner, took = abort_when(hang.hung, web.auth.test, web)
         assert_aborted(runner, took)
     assert hang.heads[0].startswith(b"CONNECT slack.invalid:443 ")
 
 
 def test_abort_interrupts_a_rate_limit_wait(server_429: RecordingServer) -> None:
     with WebClient(TOKEN, base_url=server_429.url) as web:
-        runner, took = abort_when(server_429.served.is_set, web.auth.test, web)
+        runner, took = abort_when(server_429.served, web.auth.test, web)
         assert_aborted(runner, took)
     assert len(server_429.seen) == 1
 
