@@ -15,9 +15,32 @@ protocol, not a reflection of the client. Run ``python -m slackrtm.testing`` to 
 for bot development.
 """
 
-from slackrtm.testing._calls import ApiCall
-from slackrtm.testing._conn import FakeConnection
-from slackrtm.testing._proxy import FakeProxy
-from slackrtm.testing._slack import FakeSlack
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from slackrtm.testing._calls import ApiCall
+    from slackrtm.testing._conn import FakeConnection
+    from slackrtm.testing._proxy import FakeProxy
+    from slackrtm.testing._slack import FakeSlack
 
 __all__ = ["ApiCall", "FakeConnection", "FakeProxy", "FakeSlack"]
+
+# Imported on first use, so loading the pytest plugin (which imports this package) is cheap.
+_WHERE = {"ApiCall": "_calls", "FakeConnection": "_conn", "FakeProxy": "_proxy",
+          "FakeSlack": "_slack"}
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'slackrtm.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"slackrtm.testing.{where}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -284,7 +284,7 @@ class FakeConnection:
                     continue
                 for msg in messages:
                     self._handle(msg)
-        except NET_ERRORS:
+        except (*NET_ERRORS, ValueError):  # ValueError: select() on a socket closed under us
             pass
         finally:
             self._finish()

@@ -21,7 +21,7 @@ from typing import Any, Callable, List, Optional, Set, Tuple
 Handler = Callable[[socket.socket, Tuple[Any, ...]], None]
 
 #: Exceptions that mean "the peer went away or the server is closing", not a bug.
-NET_ERRORS = (OSError, ssl.SSLError, ValueError, EOFError)
+NET_ERRORS = (OSError, ssl.SSLError, EOFError)
 
 
 def check_loopback(host: str) -> None:
@@ -112,14 +112,13 @@ class ThreadedServer:
                 pass
             except BaseException as exc:  # a bug: keep it for the tests to see
                 self.errors.append(exc)
-            finally:
-                with self._lock:
-                    self._threads.discard(threading.current_thread())
 
         thread = threading.Thread(target=run, name=f"{self.name}-{name}", daemon=True)
         with self._lock:
             if self._closing:
                 return None
+            # Finished threads are kept until they are really gone, so close() can join them.
+            self._threads = {t for t in self._threads if t.is_alive()}
             self._threads.add(thread)
             thread.start()
         return thread
@@ -208,7 +207,7 @@ class ThreadedServer:
             self._accept_thread.join(max(0.0, deadline - time.monotonic()))
         while True:
             with self._lock:
-                pending = [t for t in self._threads if t is not me]
+                pending = [t for t in self._threads if t is not me and t.is_alive()]
                 fds = list(self._fds)
             if not pending:
                 break
@@ -230,7 +229,7 @@ class ThreadedServer:
     def threads(self) -> List[threading.Thread]:
         """The threads currently running for this server (accept thread included)."""
         with self._lock:
-            out = list(self._threads)
+            out = [t for t in self._threads if t.is_alive()]
         if self._accept_thread.is_alive():
             out.append(self._accept_thread)
         return out
