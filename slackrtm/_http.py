@@ -28,6 +28,8 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util.connection import allowed_gai_family
 
 
 class ProxyConfig(NamedTuple):
@@ -158,30 +160,53 @@ def abort_scope() -> Iterator[AbortHandle]:
         handle._release()
 
 
-def _new_socket(sock: socket.socket) -> socket.socket:
-    scope = current_scope()
-    if scope is not None:
-        scope._track(sock)  # shuts it down at once when already aborted
-    return sock
+def _connect(conn: Any, scope: AbortHandle) -> socket.socket:
+    """urllib3's create_connection, each socket registered in ``scope`` before connecting.
 
-
-def _check_not_aborted() -> None:
-    scope = current_scope()
-    if scope is not None and scope.aborted:
-        # An OSError, so urllib3 and requests turn it into their usual connection error.
-        raise ConnectionAbortedError("the request was aborted")
+    So abort() interrupts a connect in progress too (shutdown wakes it on Linux).
+    """
+    if scope.aborted:
+        raise NewConnectionError(conn, "Failed to establish a new connection: aborted")
+    host = str(getattr(conn, "_dns_host", conn.host)).strip("[]")
+    timeout = conn.timeout
+    try:
+        infos = socket.getaddrinfo(host, conn.port, allowed_gai_family(), socket.SOCK_STREAM)
+    except OSError as exc:
+        raise NewConnectionError(conn, f"Failed to resolve {host!r} ({exc})") from exc
+    error: OSError = OSError("getaddrinfo returned no address")
+    for family, kind, proto, _, address in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            for option in conn.socket_options or ():
+                sock.setsockopt(*option)
+            if timeout is None or isinstance(timeout, (int, float)):
+                sock.settimeout(timeout)
+            if conn.source_address:
+                sock.bind(conn.source_address)
+            scope._track(sock)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+            if scope.aborted:
+                break
+    if isinstance(error, socket.timeout) and not scope.aborted:
+        raise ConnectTimeoutError(
+            conn, f"Connection to {host} timed out. (connect timeout={timeout})") from error
+    raise NewConnectionError(conn, f"Failed to establish a new connection: {error}") from error
 
 
 class _HTTPConnection(HTTPConnection):
     def _new_conn(self) -> socket.socket:
-        _check_not_aborted()
-        return _new_socket(super()._new_conn())
+        scope = current_scope()
+        return super()._new_conn() if scope is None else _connect(self, scope)
 
 
 class _HTTPSConnection(HTTPSConnection):
     def _new_conn(self) -> socket.socket:
-        _check_not_aborted()
-        return _new_socket(super()._new_conn())
+        scope = current_scope()
+        return super()._new_conn() if scope is None else _connect(self, scope)
 
     if getattr(urllib3, "__version__", "2").startswith("1."):
         def connect(self) -> None:

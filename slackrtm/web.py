@@ -256,7 +256,7 @@ class WebClient:
         with _http.abort_scope() as handle:
             yield handle
 
-    def api_call(self, method: str, **params: Any) -> SlackResponse:
+    def api_call(self, method: str, /, **params: Any) -> SlackResponse:
         """Call Web API ``method`` with form-encoded ``params``; see :meth:`call`."""
         return self.call(method, params)
 

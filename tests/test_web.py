@@ -61,6 +61,11 @@ def test_form_encoding_values_and_bearer_header(server: RecordingServer, web: We
     assert seen.headers["User-Agent"].startswith("slackrtm/")
 
 
+def test_a_param_named_method(server: RecordingServer, web: WebClient) -> None:
+    web.api_call("apps.event.authorizations.list", method="x")
+    assert server.seen[0].form == {"method": "x"}
+
+
 def test_token_param_is_sent_as_the_header_only(server: RecordingServer, web: WebClient) -> None:
     web.api_call("auth.test", token="tok-OTHER")
     (seen,) = server.seen

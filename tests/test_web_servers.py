@@ -272,7 +272,7 @@ class CallInThread:
         self.error: Optional[BaseException] = None
         self.done_at = 0.0
         self._fn = fn
-        self.thread = threading.Thread(target=self._run, name="test-call")
+        self.thread = threading.Thread(target=self._run, name="test-call", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:

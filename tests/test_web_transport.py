@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -200,6 +201,45 @@ def test_abort_interrupts_a_request_waiting_for_its_response() -> None:
         runner, took = abort_when(hang.hung, web.auth.test, web)
         assert_aborted(runner, took)
     assert hang.connections == 1
+
+
+def test_abort_interrupts_a_connect_in_progress() -> None:
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    queued: list[socket.socket] = []
+    try:
+        while True:  # fill the accept queue, never accepted: the next connect hangs
+            assert len(queued) < 64, "the accept queue never filled"
+            probe = socket.socket()
+            probe.settimeout(0.2)
+            try:
+                probe.connect(("127.0.0.1", port))
+                queued.append(probe)
+            except socket.timeout:
+                probe.close()
+                break
+        with WebClient(TOKEN, base_url=f"http://127.0.0.1:{port}/", timeout=20) as web:
+            handles: list[Any] = []
+
+            def run() -> Any:
+                with web._abort_scope() as handle:
+                    handles.append(handle)
+                    return web.auth.test()
+
+            runner = CallInThread(run)
+            deadline = time.monotonic() + WAIT
+            while not (handles and handles[0]._socks):  # its socket is registered: connecting
+                assert time.monotonic() < deadline, "no socket registered in the scope"
+                assert runner.thread.is_alive(), runner.error
+                time.sleep(0.002)
+            aborted_at = time.monotonic()
+            handles[0].abort()
+            runner.join()
+            assert_aborted(runner, runner.done_at - aborted_at)
+    finally:
+        for sock in queued:
+            sock.close()
+        listener.close()
 
 
 def test_abort_interrupts_a_reused_keep_alive_connection() -> None:
