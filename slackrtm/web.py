@@ -245,13 +245,13 @@ class WebClient:
     def _abort_scope(self) -> Iterator[AbortHandle]:
         """Make the calls this thread makes in the block abortable from another thread.
 
-        ``handle.abort()`` shuts down the sockets in use at once (TLS handshake, proxy
-        CONNECT, request and response included), and the call raises
+        ``handle.abort()`` shuts down the sockets in use at once (TCP connect, TLS
+        handshake, proxy CONNECT, request and response), and the call raises
         ``SlackHTTPError(status_code=None)``; called before a request starts, that request
-        fails at once; a rate-limit wait ends at once. A TCP connect still in progress is
-        not interrupted (it ends within ``timeout``), but the call fails as soon as it does.
-        Works with the client's own session; with a given session only the checks between
-        requests and the rate-limit wait apply.
+        fails at once; a rate-limit wait ends at once. Only a DNS lookup in progress cannot
+        be interrupted: the call fails as soon as it returns. Works with the client's own
+        session; with a given session only the checks between requests and the rate-limit
+        wait apply.
         """
         with _http.abort_scope() as handle:
             yield handle
