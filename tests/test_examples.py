@@ -1,0 +1,357 @@
+"""Every script in examples/ runs as a subprocess against a FakeSlack; checks what it did.
+
+The examples are unchanged user code: they find FakeSlack through $SLACK_API_URL. The
+ones that listen forever are stopped with SIGINT, as a user's Ctrl-C would.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Pattern, Union
+
+import pytest
+
+from slackrtm.testing import FakeProxy, FakeSlack
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+#: Environment variables that would let the host's settings leak into a child process.
+_SCRUBBED = ("SLACK_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy",
+             "https_proxy", "all_proxy", "no_proxy", "PYTHONSTARTUP")
+
+
+def child_env(**extra: str) -> Dict[str, str]:
+    """A clean environment for a child: this checkout importable, output unbuffered."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED)}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"
+    env.update(extra)
+    return env
+
+
+class Proc:
+    """A child process whose stdout and stderr are collected line by line as they come."""
+
+    def __init__(self, args: List[str], env: Dict[str, str]) -> None:
+        self.args = args
+        self.popen = subprocess.Popen(
+            [sys.executable, *args], cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8")
+        self.out: List[str] = []
+        self.err: List[str] = []
+        self._cond = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._pump, args=(self.popen.stdout, self.out), daemon=True),
+            threading.Thread(target=self._pump, args=(self.popen.stderr, self.err), daemon=True),
+        ]
+        for t in self._readers:
+            t.start()
+
+    def _pump(self, stream: Any, into: List[str]) -> None:
+        for line in stream:
+            with self._cond:
+                into.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def stdout(self) -> str:
+        with self._cond:
+            return "\n".join(self.out)
+
+    @property
+    def stderr(self) -> str:
+        with self._cond:
+            return "\n".join(self.err)
+
+    def describe(self) -> str:
+        return (f"{' '.join(self.args)} (exit {self.popen.poll()})\n--- stdout:\n{self.stdout}"
+                f"\n--- stderr:\n{self.stderr}")
+
+    def wait_for_line(self, pattern: Union[str, Pattern[str]], timeout: float = 15.0,
+                      start: int = 0, stream: str = "out") -> re.Match[str]:
+        """The first line (from index ``start``) matching the regex; fail after ``timeout``."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        lines = self.out if stream == "out" else self.err
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for line in lines[start:]:
+                    found = regex.search(line)
+                    if found:
+                        return found
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.popen.poll() is not None
+                                 and not any(t.is_alive() for t in self._readers)):
+                    raise AssertionError(f"no line matching {regex.pattern!r} on std{stream}"
+                                         f" within {timeout} s: {self.describe()}")
+                self._cond.wait(min(left, 0.2))
+
+    def line_index(self, pattern: str) -> int:
+        """Index of the first stdout line matching ``pattern`` (after waiting for it)."""
+        self.wait_for_line(pattern)
+        with self._cond:
+            return next(i for i, line in enumerate(self.out) if re.search(pattern, line))
+
+    def finish(self, timeout: float = 20.0) -> int:
+        """Wait for the exit; return its code (the output is fully read by then)."""
+        try:
+            code = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(5)
+            raise AssertionError(f"did not exit within {timeout} s: {self.describe()}")
+        for t in self._readers:
+            t.join(5)
+        return code
+
+    def interrupt(self, timeout: float = 15.0) -> int:
+        """Ctrl-C (SIGINT), then wait for the exit."""
+        self.popen.send_signal(signal.SIGINT)
+        return self.finish(timeout)
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(5)
+
+
+@pytest.fixture
+def procs() -> Iterator[List[Proc]]:
+    """Collects the test's child processes; kills any still running at the end."""
+    started: List[Proc] = []
+    yield started
+    for proc in started:
+        proc.kill()
+
+
+@pytest.fixture
+def run(slack: FakeSlack, procs: List[Proc]) -> Any:
+    """``run("name.py", *args, **env)``: start an example against the test's FakeSlack."""
+
+    def start(script: str, *args: str, token: Optional[str] = None, **env: str) -> Proc:
+        proc = Proc([str(EXAMPLES / script), *args],
+                    child_env(SLACK_TOKEN=token or slack.token, SLACK_API_URL=slack.api_url,
+                              **env))
+        procs.append(proc)
+        return proc
+
+    return start
+
+
+def clean_exit(proc: Proc, code: int) -> None:
+    assert code == 0, proc.describe()
+    assert "Traceback" not in proc.stderr, proc.describe()
+
+
+def test_every_example_is_tested() -> None:
+    scripts = sorted(p.name for p in EXAMPLES.glob("*.py"))
+    tested = sorted(name[len("test_"):] + ".py" for name in globals()
+                    if name.startswith("test_") and name[len("test_"):] + ".py" in scripts)
+    assert scripts == tested
+
+
+# -- the examples, one test each ---------------------------------------------------------
+def test_connect_and_send(slack: FakeSlack, run: Any) -> None:
+    general = slack.channel_id("general")
+    proc = run("connect_and_send.py", general)
+    clean_exit(proc, proc.finish())
+    ts = proc.wait_for_line(r"^Message sent: (\d+\.\d+)$").group(1)
+    posted = [m for m in slack.messages(general) if m["ts"] == ts]
+    assert [(m["text"], m["user"]) for m in posted] == [("Hello there", slack.bot_user_id)]
+    assert slack.token not in proc.stdout + proc.stderr
+
+
+def test_receive_messages(slack: FakeSlack, run: Any) -> None:
+    general = slack.channel_id("general")
+    proc = run("receive_messages.py")
+    proc.wait_for_line(f"^Connected as {slack.bot_user_id}; listening")
+    slack.inject({"type": "message", "subtype": "bot_message", "bot_id": "B0OTHER",
+                  "channel": general, "text": "beep from a bot", "ts": "1700000001.000001"})
+    slack.post_message(general, "my own echo", user=slack.bot_user_id)
+    slack.post_message(general, "hi there", user=slack.user_id("alice"))
+    slack.post_message("random", "and hello", user=slack.user_id("bob"))
+    proc.wait_for_line(r"^\(channel:C0RANDOM\) U0BOB says: and hello$")
+    clean_exit(proc, proc.interrupt())
+    # events arrive in order: had the first two been printed, they would come first
+    assert proc.out[1:] == ["(channel:C0GENERAL) U0ALICE says: hi there",
+                            "(channel:C0RANDOM) U0BOB says: and hello"]
+
+
+def test_with_web_client(slack: FakeSlack, run: Any) -> None:
+    proc = run("with_web_client.py")
+    clean_exit(proc, proc.finish())
+    ts = proc.wait_for_line(r"^Message sent to #general with ts (\d+\.\d+)$").group(1)
+    general = slack.channel_id("general")
+    assert [m["text"] for m in slack.messages(general) if m["ts"] == ts] == ["Hello, world!"]
+    assert "conversations.list" in [c.method for c in slack.calls]
+
+
+def test_with_web_client_follows_pagination_and_handles_no_channel(
+        slack: FakeSlack, run: Any) -> None:
+    for channel in slack.channels:
+        slack.leave_channel(slack.bot_user_id, channel["id"])
+    proc = run("with_web_client.py")
+    assert proc.finish() == 1, proc.describe()
+    assert "not in any channel" in proc.stdout
+    # now the only channel with the bot in it sits on the second page of 200
+    for i in range(200):
+        slack.add_channel(f"filler-{i:03d}")
+    slack.add_channel("far-away", is_member=True)
+    proc = run("with_web_client.py")
+    clean_exit(proc, proc.finish())
+    ts = proc.wait_for_line(r"^Message sent to #far-away with ts (\S+)$").group(1)
+    assert [m["ts"] for m in slack.messages("far-away")] == [ts]
+    lists = [c for c in slack.calls if c.method == "conversations.list"]
+    assert len(lists) == 3 and lists[-1].params.get("cursor")
+
+
+def test_lifecycle_events(slack: FakeSlack, run: Any) -> None:
+    proc = run("lifecycle_events.py")
+    proc.wait_for_line("^ready +state=ready$")
+    assert [line.split()[0] for line in proc.out] == [
+        "connecting", "authenticated", "connected", "ready"]
+    assert proc.out[1] == "authenticated  as fakebot (U0BOT) in Fake Workspace"
+    slack.drop()
+    proc.wait_for_line("^ready", start=4)
+    clean_exit(proc, proc.interrupt())
+    names = [line.split()[0].rstrip(":") for line in proc.out]
+    assert names[4:] == ["reconnecting", "connecting", "authenticated", "connected", "ready",
+                         "disconnecting", "disconnected"], proc.describe()
+    assert proc.out[-1] == "disconnected   state=disconnected"
+
+
+def test_lifecycle_events_with_a_bad_token(slack: FakeSlack, run: Any) -> None:
+    proc = run("lifecycle_events.py", token="xoxb-not-the-right-one")
+    code = proc.finish()
+    assert code == 1, proc.describe()
+    assert proc.out[0].startswith("connecting")
+    proc.wait_for_line("^unable_to_rtm_start: .*invalid_auth")
+    proc.wait_for_line("^error +slack_rtmapi_platform_error: .*invalid_auth")
+    assert [line.split()[0] for line in proc.out[-2:]] == ["disconnecting", "disconnected"]
+    assert "PlatformError" in proc.stderr  # run_forever() raised the error that ended it
+    assert "xoxb-not-the-right-one" not in proc.stdout + proc.stderr
+
+
+def test_message_subtypes(slack: FakeSlack, run: Any) -> None:
+    proc = run("message_subtypes.py")
+    proc.wait_for_line("^Waiting for channel renames")
+    slack.post_message("random", "an ordinary message")
+    slack.rename_channel("random", "chitchat")
+    proc.wait_for_line("^A channel was renamed from random to chitchat$")
+    clean_exit(proc, proc.interrupt())
+    assert len(proc.out) == 2, proc.describe()
+
+
+def test_other_events(slack: FakeSlack, run: Any) -> None:
+    proc = run("other_events.py")
+    proc.wait_for_line("^Waiting for reactions")
+    msg = slack.post_message("general", "react to me")
+    slack.add_reaction("general", msg["ts"], "tada", user=slack.user_id("bob"))
+    proc.wait_for_line(rf"^User U0BOB reacted with :tada: to {msg['ts']} in C0GENERAL$")
+    clean_exit(proc, proc.interrupt())
+    assert len(proc.out) == 2, proc.describe()
+
+
+def test_presence_timecard(slack: FakeSlack, run: Any) -> None:
+    timecard = slack.channel_id("timecard")
+    alice, bob, carol = (slack.user_id(n) for n in ("alice", "bob", "carol"))
+
+    def subscribed(ids: List[str]) -> None:
+        slack.wait_for_received(
+            lambda f: f.get("type") == "presence_sub" and f.get("ids") == ids, timeout=10)
+
+    proc = run("presence_timecard.py", timecard)
+    proc.wait_for_line(f"^timecard: {alice} is active$")
+    subscribed([alice])
+    (conn,) = slack.connections
+    assert conn.batch_presence_aware
+    assert [c.params.get("user") for c in slack.calls if c.method == "users.getPresence"] == [
+        alice]
+
+    slack.join_channel(carol, "dev")  # another channel: ignored
+    slack.join_channel(bob, timecard)
+    proc.wait_for_line(f"^timecard: {bob} is active$")
+    subscribed([alice, bob])
+    slack.set_presence(carol, "active")  # not tracked: ignored
+    slack.set_presence(bob, "away")
+    proc.wait_for_line(f"^timecard: {bob} is away$")
+    slack.leave_channel(alice, timecard)
+    proc.wait_for_line(f"^timecard: {alice} left, timecard removed$")
+    subscribed([bob])
+    slack.set_presence(alice, "away")  # no longer tracked
+    slack.set_presence(bob, "active")
+    proc.wait_for_line(f"^timecard: {bob} is active$", start=3)
+    clean_exit(proc, proc.interrupt())
+    assert proc.out == [
+        f"timecard: {alice} is active", f"timecard: {bob} is active",
+        f"timecard: {bob} is away", f"timecard: {alice} left, timecard removed",
+        f"timecard: {bob} is active", f"{bob}: active away active"], proc.describe()
+
+
+def test_workspace_cache(slack: FakeSlack, run: Any) -> None:
+    member_of = sorted(c["name"] for c in slack.channels if c["is_member"])
+    proc = run("workspace_cache.py")
+    line = proc.wait_for_line("^snapshot: ").string
+    assert line == (f"snapshot: {len(slack.users)} users, {len(slack.channels)} channels; "
+                    f"member of {', '.join('#' + n for n in member_of)}")
+    methods = [c.method for c in slack.calls]
+    assert "rtm.start" in methods and "rtm.connect" not in methods
+    slack.wait_for_connections(1)  # "authenticated" comes before the WebSocket opens
+    slack.rename_channel("random", "chitchat")
+    proc.wait_for_line("^channel C0RANDOM is now #chitchat$")
+    slack.post_message("C0RANDOM", "still here", user=slack.user_id("bob"))
+    proc.wait_for_line("^#chitchat U0BOB: still here$")
+    clean_exit(proc, proc.interrupt())
+
+
+def test_custom_logger(slack: FakeSlack, run: Any, tmp_path: Path) -> None:
+    log_path = tmp_path / "bot.log"
+    proc = run("custom_logger.py", str(log_path))
+    clean_exit(proc, proc.finish())
+    assert proc.out == [f"Wrote the client's debug log to {log_path}"]
+    assert proc.stderr == ""  # nothing went to the stdlib logger / stderr
+    log = log_path.read_text(encoding="utf-8")
+    lines = log.splitlines()
+    assert sum("[debug]" in line for line in lines) >= 3, log
+    assert all(re.match(r"^\d{4}-\d\d-\d\dT[\d:.]+ \[(debug|info|warn|error)\] ", line)
+               for line in lines if line and not line.startswith((" ", "Traceback")))
+    assert "ready" in log and "disconnected" in log, log
+    assert slack.token not in log
+    assert "/rtm/" not in log  # the WebSocket URL's one-time ticket is not logged either
+
+
+def test_proxy(slack: FakeSlack, run: Any) -> None:
+    with FakeProxy(auth=("bot", "s3cret pass")) as proxy:
+        proc = run("proxy.py", SLACK_PROXY=proxy.url_with_auth)
+        clean_exit(proc, proc.finish())
+        assert proc.out == ["Connected through SLACK_PROXY as fakebot to Fake Workspace"]
+        assert "s3cret" not in proc.stdout + proc.stderr
+        requests = proxy.requests
+    assert not proxy.rejected
+    # the Web API call is forwarded (an http:// target), the WebSocket tunnelled
+    assert ("POST", slack.api_url + "rtm.connect") in requests
+    assert ("CONNECT", f"127.0.0.1:{slack.port}") in requests
+    assert slack.connect_count == 1
+
+
+def test_proxy_from_the_environment(slack: FakeSlack, run: Any) -> None:
+    with FakeProxy() as proxy:
+        # FakeSlack speaks http://, so HTTP_PROXY applies (HTTPS_PROXY does for Slack itself)
+        proc = run("proxy.py", HTTP_PROXY=proxy.url)
+        clean_exit(proc, proc.finish())
+        assert proc.out == ["Connected directly (or via HTTPS_PROXY) as fakebot to Fake Workspace"]
+        assert ("CONNECT", f"127.0.0.1:{slack.port}") in proxy.requests
+        proc = run("proxy.py", HTTP_PROXY=proxy.url, NO_PROXY="127.0.0.1")
+        clean_exit(proc, proc.finish())
+        assert slack.connect_count == 2
+        assert len([r for r in proxy.requests if r[0] == "CONNECT"]) == 1
