@@ -207,6 +207,8 @@ class Driving:
     def drop(self, how: str = "reset", to: Target = None) -> List[FakeConnection]:
         """Drop open connections without a close frame: ``"reset"`` (RST) or ``"fin"`` (TCP
         close); ``"close"`` sends a close frame (1001) instead. Returns the connections."""
+        if how not in ("reset", "fin", "close"):
+            raise ValueError(f"drop(how=...) must be 'reset', 'fin' or 'close', not {how!r}")
         targets = self._targets(to)
         for conn in targets:
             conn.drop(how)
