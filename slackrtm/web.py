@@ -316,6 +316,8 @@ class WebClient:
                 what = "was aborted"
             elif isinstance(exc, requests.Timeout):
                 what = f"timed out after {elapsed:.1f} s (timeout {self.timeout:g} s)"
+            elif isinstance(exc, requests.exceptions.SSLError):
+                what = f"failed: TLS with {self._where(url)} failed"
             else:
                 what = f"failed: could not reach {self._where(url)}"
             detail = redact(f"{type(exc).__name__}: {exc}", self._secrets)
