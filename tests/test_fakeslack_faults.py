@@ -281,14 +281,24 @@ def test_hang_handshake(fake: FakeSlack) -> None:
     with pytest.raises(websocket.WebSocketTimeoutException):
         connect(fake, hello=False, timeout=0.2)
     assert fake.handshake_attempts == 1 and fake.connect_count == 0
-    hung = threading.Thread(target=lambda: pytest.raises(Exception, connect, fake, hello=False))
+    failures = []
+
+    def hang() -> None:
+        try:
+            connect(fake, hello=False)
+        except Exception as exc:  # the handshake ends when the server closes
+            failures.append(exc)
+
+    hung = threading.Thread(target=hang)
     hung.start()  # another hanging client, left hanging until close()
     fake.wait_until(lambda: fake.handshake_attempts == 2)
     fake.hang_handshake = False
     connect(fake).close()
+    t0 = time.monotonic()
     fake.close()
+    assert time.monotonic() - t0 < 2
     hung.join(5)
-    assert not hung.is_alive()
+    assert not hung.is_alive() and len(failures) == 1
 
 
 def test_reply_delay_does_not_block_the_connection(fake: FakeSlack) -> None:

@@ -145,7 +145,7 @@ def test_received_waits_and_their_timeout_message(fake: FakeSlack) -> None:
     assert len(fake.wait_for_received("typing", count=2)) == 2
     assert fake.wait_for_received(lambda f: f.get("id") == 2)[0]["id"] == 2
     assert len(fake.wait_for_received()) == 2
-    with pytest.raises(TimeoutError, match="3 received frame.*got 2.*typing"):
+    with pytest.raises(TimeoutError, match=r"3 received frame.*got 2.*typing"):
         fake.wait_for_received("typing", count=3, timeout=0.05)
     with pytest.raises(TimeoutError, match="open connection"):
         fake.wait_for_connections(3, timeout=0.05)

@@ -1,4 +1,4 @@
-"""FakeSlack's Web API over real HTTP with requests: auth, methods, pagination, recording, faults."""
+"""FakeSlack's Web API over HTTP with requests: auth, methods, pagination, recording, faults."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def test_calls_are_recorded_without_the_token(fake: FakeSlack, http: requests.Se
     assert [c.method for c in fake.calls] == ["users.info", "users.info", "chat.postMessage"]
     everything = repr(fake.calls) + repr(fake) + str([vars(c) for c in fake.calls])
     assert fake.token not in everything
-    with pytest.raises(TimeoutError, match="3 call.*users.info.*got 2"):
+    with pytest.raises(TimeoutError, match=r"3 call.*users\.info.*got 2"):
         fake.wait_for_call("users.info", count=3, timeout=0.05)
     body = http.post(fake.api_url + "api.test", data={"token": fake.token}, timeout=5)
     assert body.json()["args"] == {"token": "<redacted>"}

@@ -80,8 +80,9 @@ class SlackHandler(BaseHTTPRequestHandler):
         slack._note_handshake()
         fault = slack._take_fault("websocket")
         if fault is not None:
-            if fault.delay:
-                slack._stop.wait(fault.delay)
+            if fault.delay and slack._stop.wait(fault.delay):
+                self.close_connection = True  # closing: hang up without an answer
+                return
             if fault.error is not None:
                 status = fault.status if fault.status != 200 else 503
                 self._reply(status, {"Content-Type": TEXT}, fault.error.encode("utf-8"))

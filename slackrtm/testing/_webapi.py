@@ -76,8 +76,8 @@ def handle(slack: FakeSlack, http_method: str, method: str, query: str, body: by
 def _answer(slack: FakeSlack, fault: Optional[Fault], method: str, params: Params,
             presented: Any, bad_body: Optional[str]) -> Answer:
     if fault is not None:
-        if fault.delay:
-            slack._stop.wait(fault.delay)
+        if fault.delay and slack._stop.wait(fault.delay):
+            raise ConnectionAbortedError("FakeSlack closed during a delayed answer")
         if fault.error is not None:
             if fault.status >= 500:
                 return fault.status, {"Content-Type": "text/plain; charset=utf-8"}, \
