@@ -307,7 +307,7 @@ def test_reply_delay_does_not_block_the_connection(fake: FakeSlack) -> None:
     t0 = time.monotonic()
     send(ws, {"type": "message", "id": 1, "channel": "C0GENERAL", "text": "slow"})
     send(ws, {"type": "ping", "id": 2})
-    assert recv(ws)["reply_to"] == 2 and time.monotonic() - t0 < 0.3
+    assert recv(ws)["reply_to"] == 2  # the pong overtakes the delayed reply
     send(other, {"type": "ping", "id": 3})
     assert recv(other)["reply_to"] == 3
     reply = recv(ws)

@@ -19,11 +19,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--token", default=None, help="bot token to accept (default: random)")
     args = parser.parse_args(argv)
     with FakeSlack(port=args.port, token=args.token) as slack:
-        print(f"SLACK_API_URL={slack.api_url}")
-        print(f"SLACK_TOKEN={slack.token}")
-        print("channels:", ", ".join(f"#{c['name']} ({c['id']})" for c in slack.channels))
-        print("Ctrl-C to stop.", flush=True)
         try:
+            print(f"SLACK_API_URL={slack.api_url}")
+            print(f"SLACK_TOKEN={slack.token}")
+            print("channels:", ", ".join(f"#{c['name']} ({c['id']})" for c in slack.channels))
+            print("Ctrl-C to stop.", flush=True)
             threading.Event().wait()
         except KeyboardInterrupt:
             pass

@@ -9,7 +9,6 @@ client in that order. Only the reader thread closes the socket, after the writer
 from __future__ import annotations
 
 import json
-import select
 import socket
 import threading
 import time
@@ -17,7 +16,7 @@ from collections import deque
 from typing import Any, Deque, Dict, List, Optional, Protocol, Union
 
 from slackrtm.testing import _ws
-from slackrtm.testing._net import NET_ERRORS, ThreadedServer
+from slackrtm.testing._net import NET_ERRORS, ThreadedServer, wait_readable
 
 #: Seconds a proper close waits for the client's close frame before closing TCP anyway.
 CLOSE_GRACE = 1.0
@@ -268,7 +267,7 @@ class FakeConnection:
                     if self._reader_stop and not self._writer_alive():
                         break
                 if not (self._tls and self._pending()):
-                    select.select([self._sock], [], [])
+                    wait_readable([self._sock])
                     with self._cv:
                         if self._frozen:
                             continue
@@ -306,6 +305,8 @@ class FakeConnection:
         self._queue_op(_Op("close_now", code, reason))
 
     def _handle(self, msg: _ws.Message) -> None:
+        if self._peer_closed:  # RFC 6455 5.5.1: the client sends nothing after its close
+            return
         if msg.opcode == _ws.OP_TEXT:
             try:
                 text = msg.payload.decode("utf-8")

@@ -16,7 +16,7 @@ import ssl
 import struct
 import threading
 import time
-from typing import Any, Callable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 Handler = Callable[[socket.socket, Tuple[Any, ...]], None]
 
@@ -57,6 +57,27 @@ def shutdown_fd(fd: int, how: int = socket.SHUT_RDWR) -> None:
         pass
     finally:
         sock.detach()
+
+
+def wait_readable(socks: Sequence[socket.socket],
+                  timeout: Optional[float] = None) -> List[socket.socket]:
+    """The sockets of ``socks`` that are readable (or closed, or failed).
+
+    Uses ``poll`` where there is one: ``select`` fails on descriptors above 1023, which a
+    big test suite reaches. Raises ``ValueError`` for a closed socket, like ``select``.
+    """
+    if not hasattr(select, "poll"):
+        return list(select.select(socks, [], [], timeout)[0])
+    poller = select.poll()
+    by_fd: Dict[int, socket.socket] = {}
+    for sock in socks:
+        fd = sock.fileno()
+        if fd < 0:
+            raise ValueError("socket is closed")
+        by_fd[fd] = sock
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+    events = poller.poll(None if timeout is None else max(0.0, timeout) * 1000)
+    return [by_fd[fd] for fd, _ in events]
 
 
 class ThreadedServer:
@@ -155,7 +176,7 @@ class ThreadedServer:
     def _accept_loop(self) -> None:
         while True:
             try:
-                ready, _, _ = select.select([self._listener, self._wake_r], [], [])
+                ready = wait_readable([self._listener, self._wake_r])
             except (OSError, ValueError):
                 return
             if self._wake_r in ready or self._closing:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import select
 import socket
 import threading
 import time
@@ -12,7 +11,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Dict, List, Optional, Tuple, cast
 from urllib.parse import quote, urlsplit
 
-from slackrtm.testing._net import ThreadedServer, url_host
+from slackrtm.testing._net import ThreadedServer, url_host, wait_readable
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authorization", "proxy-authenticate",
                "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
@@ -211,7 +210,10 @@ def _relay(client: socket.socket, upstream: socket.socket) -> None:
     peer = {client: upstream, upstream: client}
     reading = [client, upstream]
     while reading:
-        ready, _, _ = select.select(reading, [], [])
+        try:
+            ready = wait_readable(reading)
+        except ValueError:
+            return
         for sock in ready:
             try:
                 data = sock.recv(65536)
