@@ -181,8 +181,10 @@ class Core:
 
     def subscribe_presence(self, ids: List[str], future: Future[Any]) -> Optional[Resolve]:
         """Remember ``ids`` for re-subscription after reconnects, and queue the send."""
-        self.presence_ids = list(ids)
-        return self.submit("presence_sub", {"ids": list(ids)}, False, future)
+        failed = self.submit("presence_sub", {"ids": list(ids)}, False, future)
+        if failed is None:
+            self.presence_ids = list(ids)
+        return failed
 
     def writable(self) -> bool:
         """Whether :meth:`next_write` would return a send now."""

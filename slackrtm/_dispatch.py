@@ -25,7 +25,12 @@ _STOP = object()
 
 
 def _key(fn: Handler) -> Any:
-    return blinker.base.make_id(fn)  # type: ignore[no-untyped-call]
+    """Identity of a handler as blinker sees it: a bound method is its object + function."""
+    self_ = getattr(fn, "__self__", None)
+    func = getattr(fn, "__func__", None)
+    if self_ is not None and func is not None:
+        return (id(self_), id(func))
+    return id(fn)
 
 
 class Registry:

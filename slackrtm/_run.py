@@ -77,6 +77,7 @@ class Run:
         self.teardown_reason: Optional[SlackRTMError] = None
         self.http_scope: Any = None
         self.kick = threading.Event()
+        self.next_wake = 0.0  # when the keep-alive thread plans to wake next
         self.wake_writer = threading.Event()
         self.write_lock = threading.Lock()
         self.dispatcher = Dispatcher(client._registry, self.log, client._max_backlog)
@@ -126,7 +127,10 @@ class Run:
                 except Exception as exc:  # abandoning the call is all that matters
                     self.log.debug(f"aborting the in-flight HTTP call failed: {exc}")
             if transport is not None:
-                transport.abort()
+                if explicit:
+                    transport.close()  # a close frame, best effort, then teardown
+                else:
+                    transport.abort()
             self.kick.set()
             self.wake_writer.set()
         for role in ("reader", "writer", "keepalive"):
@@ -380,8 +384,12 @@ class Run:
         while not self.stop.is_set():
             try:
                 with c._lock:
-                    effects = c._core.tick(monotonic())
+                    now = monotonic()
+                    effects = c._core.tick(now)
                     deadline = c._core.next_deadline()
+                    wait = 30.0 if deadline is None else min(30.0, max(0.0, deadline - now))
+                    # set under the lock: a send registered after this sees it and kicks
+                    self.next_wake = now + wait
                     transport = self.transport
                 resolves: List[Resolve] = []
                 for e in effects:
@@ -396,8 +404,8 @@ class Run:
                     elif isinstance(e, PingDue):
                         self.wake_writer.set()
                 apply(resolves)
-                wait = 30.0 if deadline is None else max(0.0, deadline - monotonic())
-                self.kick.wait(min(wait, 30.0))
+                if not effects:
+                    self.kick.wait(wait)
                 self.kick.clear()
             except BaseException as exc:
                 self.log.error("the keep-alive thread failed unexpectedly", exc)
@@ -437,12 +445,11 @@ class Run:
                         if transport is None or transport.closed:
                             break
                         item = core.next_write(monotonic())
-                        first_pending = len(core.pending) == 1
                     if item is None:
                         break
                     send, text = item
-                    if first_pending:
-                        self.kick.set()
+                    if send.deadline and send.deadline < self.next_wake:
+                        self.kick.set()  # its reply deadline comes before the timer's wake
                     try:
                         transport.send_text(text)
                     except NotWritten:

@@ -185,9 +185,10 @@ class RTMClient:
         ``rtm_args`` go to rtm.connect / rtm.start on every (re)connect.
         """
         previous = self._run
-        if previous is not None and previous.stopping and not previous.torn_down.is_set() \
-                and threading.get_ident() != previous.dispatcher.thread_ident:
-            previous.torn_down.wait(15.0)  # a disconnect() in another thread is finishing
+        if previous is not None and previous.stopping:
+            # a teardown in another thread is finishing (it never waits for this thread
+            # before setting torn_down, so waiting here cannot deadlock)
+            previous.torn_down.wait(15.0)
         with self._lock:
             run = self._run
             if run is not None and not run.stopping:

@@ -1,0 +1,125 @@
+"""Shared fixtures: a FakeSlack per test and RTM clients with short timeouts."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterator, List, Optional
+
+import pytest
+
+from slackrtm import Backoff, RTMClient
+from slackrtm.testing import FakeSlack
+
+#: Fast settings for tests: short keep-alive and no long backoff waits.
+FAST = dict(client_ping_timeout=1.0, server_pong_timeout=0.5, reply_timeout=5.0,
+            hello_timeout=2.0, backoff=Backoff(initial=0.0, base=0.01, maximum=0.05))
+
+
+def wait_until(cond: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+    """Poll ``cond`` until truthy; fail the test with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.005)
+
+
+def client_threads() -> List[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("slackrtm-")]
+
+
+class Recorder:
+    """Records events in arrival order, thread-safely, with waits that have deadlines."""
+
+    def __init__(self) -> None:
+        self.events: List[tuple[str, tuple[Any, ...]]] = []
+        self._cond = threading.Condition()
+
+    def handler(self, name: str) -> Callable[..., None]:
+        def record(*args: Any) -> None:
+            with self._cond:
+                self.events.append((name, args))
+                self._cond.notify_all()
+        record.__qualname__ = f"record_{name}"
+        return record
+
+    def attach(self, rtm: RTMClient, *names: str) -> Recorder:
+        for name in names:
+            rtm.on(name, self.handler(name))
+        return self
+
+    def names(self) -> List[str]:
+        with self._cond:
+            return [n for n, _ in self.events]
+
+    def of(self, name: str) -> List[tuple[Any, ...]]:
+        with self._cond:
+            return [a for n, a in self.events if n == name]
+
+    def wait_for(self, name: str, count: int = 1, timeout: float = 5.0) -> List[tuple[Any, ...]]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                got = [a for n, a in self.events if n == name]
+                if len(got) >= count:
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(
+                        f"expected {count} {name!r} events within {timeout} s, got "
+                        f"{len(got)}; all events: {[n for n, _ in self.events]}")
+                self._cond.wait(left)
+
+
+LIFECYCLE = ("connecting", "authenticated", "connected", "ready", "disconnecting",
+             "reconnecting", "disconnected", "error", "unable_to_rtm_start")
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def make(slack: FakeSlack) -> Iterator[Callable[..., RTMClient]]:
+    """Build clients against the test's FakeSlack; all are disconnected and checked after."""
+    clients: List[RTMClient] = []
+
+    def make(token: Optional[str] = None, **kwargs: Any) -> RTMClient:
+        options = dict(FAST)
+        options.update(kwargs)
+        options.setdefault("slack_api_url", slack.api_url)
+        rtm = RTMClient(token or slack.token, **options)
+        clients.append(rtm)
+        return rtm
+
+    yield make
+    for rtm in clients:
+        rtm.disconnect(timeout=5.0)
+    leftover = client_threads()
+    assert not leftover, f"client threads alive after disconnect(): {leftover}"
+
+
+@pytest.fixture
+def all_logs() -> Iterator[List[logging.LogRecord]]:
+    """Every record the slackrtm loggers emit, at every level."""
+    records: List[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(level=logging.DEBUG)
+    logger = logging.getLogger("slackrtm")
+    old = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(old)
