@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 import pytest
 import requests
@@ -46,7 +46,7 @@ def test_public_names() -> None:
     for name in slackrtm.testing.__all__:
         assert getattr(slackrtm.testing, name).__doc__
     with pytest.raises(AttributeError):
-        slackrtm.testing.Nothing  # type: ignore[attr-defined]  # noqa: B018
+        slackrtm.testing.Nothing  # noqa: B018
 
 
 def test_addresses_and_close(no_leaks: None) -> None:
@@ -150,10 +150,10 @@ def test_wait_until(no_leaks: None) -> None:
             slack.wait_until(lambda: False, timeout=0.01, what=lambda: "a custom thing 7")
 
 
-def run(args: List[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run(args: List[str], cwd: Optional[str] = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONDONTWRITEBYTECODE="1")
     return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True,
-                          timeout=60, **kwargs)  # type: ignore[call-overload, no-any-return]
+                          timeout=60, cwd=cwd)
 
 
 def test_plugin_is_cheap_to_import() -> None:

@@ -59,7 +59,8 @@ def nothing_within(ws: websocket.WebSocket, seconds: float) -> None:
 
 def raw_after_drop(ws: websocket.WebSocket) -> bytes:
     """What the client's socket reads next (b"" at FIN); raises ConnectionResetError at RST."""
-    sock: socket.socket = ws.sock
+    sock = ws.sock
+    assert isinstance(sock, socket.socket)
     sock.settimeout(5)
     data = b""
     while True:

@@ -173,7 +173,7 @@ def test_client_close_frame_is_answered(fake: FakeSlack) -> None:
     assert opcode == websocket.ABNF.OPCODE_CLOSE and data[:2] == (4000).to_bytes(2, "big")
     conn.wait_closed()
     assert (conn.close_code, conn.close_reason) == (4000, "bye")
-    ws.shutdown()
+    ws.shutdown()  # type: ignore[no-untyped-call]
 
 
 def test_fragmented_message_and_interleaved_ping(fake: FakeSlack) -> None:
@@ -266,7 +266,7 @@ def read_head(sock: socket.socket) -> str:
 
 
 def ticket_path(slack: FakeSlack) -> str:
-    return "/" + api(slack, "rtm.connect")["url"].split("/", 3)[3]
+    return "/" + str(api(slack, "rtm.connect")["url"]).split("/", 3)[3]
 
 
 def test_handshake_accept_key_and_one_time_tickets(fake: FakeSlack) -> None:

@@ -178,7 +178,7 @@ class FakeConnection:
                 self._cv.notify_all()
 
     # -- writer ------------------------------------------------------------------------
-    def start(self, first: bytes) -> None:
+    def _start(self, first: bytes) -> None:
         """Queue the handshake response (and hello) and start the writer thread."""
         with self._cv:
             self._queue.append(first)
@@ -256,7 +256,7 @@ class FakeConnection:
         self._server.shutdown(self._sock)  # the server closes TCP first (RFC 6455 7.1.1)
 
     # -- reader ------------------------------------------------------------------------
-    def run(self) -> None:
+    def _run(self) -> None:
         """Read and handle frames until the connection ends; then close the socket."""
         parser = _ws.FrameParser()
         try:

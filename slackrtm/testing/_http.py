@@ -107,7 +107,7 @@ class SlackHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         conn = slack._open_connection(self.connection, info, response)
         threading.current_thread().name = f"fakeslack-ws-{conn.id}"
-        conn.run()
+        conn._run()
 
     def _check_upgrade(self) -> Any:
         upgrade = (self.headers.get("Upgrade") or "").lower()

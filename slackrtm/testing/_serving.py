@@ -109,7 +109,7 @@ class Serving(Driving):
             self._all_conns.append(conn)
             conn.hello_sent = not self.hold_hello
             hello = _ws.text_frame('{"type": "hello"}') if conn.hello_sent else b""
-            conn.start(response + hello)
+            conn._start(response + hello)
             self._cond.notify_all()
         return conn
 
