@@ -1,0 +1,235 @@
+"""Run one scenario for one client against a running flood server; print one JSON line.
+
+Started by run.py, one process per (client, scenario), so that a crash or a hang of a
+client ends only its own measurement. The last stdout line is ``RESULT {json}``.
+
+    python worker.py --client slackrtm --scenario inbound --api-url http://127.0.0.1:PORT/api/
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import json
+import os
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from _common import Control, Counter, cpu_seconds, percentile, rss_mb
+from _loops import RawLoop, SlackClient1, WSBare, WSCeiling
+from _threaded import SlackRTM, SlackSDKv2
+
+ADAPTERS: Dict[str, Any] = {a.name: a for a in
+                            (WSBare, WSCeiling, RawLoop, SlackRTM, SlackSDKv2, SlackClient1)}
+KEEPALIVE = (1.0, 0.5)  # ping after 1 s of silence, pong due within 0.5 s (where supported)
+TEXT = "benchmark send " + "x" * 100
+
+
+def inbound(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, Any]:
+    counter = Counter(args.events, lock=getattr(client, "concurrent_handlers", False))
+    cpu0 = cpu_seconds()
+    out: Dict[str, Any] = {}
+    try:
+        client.consume(counter, args.timeout,
+                       lambda: ctl("flood", n=args.events, pace=args.pace))
+    except Exception as exc:  # a timeout or a client error: report what arrived
+        out["error"] = f"{type(exc).__name__}: {exc}"[:300]
+    if getattr(client, "concurrent_handlers", False) or isinstance(client, SlackRTM):
+        time.sleep(0.5)  # late duplicates still count
+    out.update(counter.result())
+    out["cpu_s"] = cpu_seconds() - cpu0
+    out["cpu_us_per_event"] = out["cpu_s"] / max(1, out["unique"]) * 1e6
+    out["pace"] = args.pace
+    return out
+
+
+def send(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, Any]:
+    for i in range(50):  # warm-up
+        client.request(i + 1, TEXT, args.timeout)
+    lat: List[float] = []
+    for i in range(args.sends):
+        t0 = time.perf_counter()
+        reply = client.request(i + 100, TEXT, args.timeout)
+        lat.append(time.perf_counter() - t0)
+        if not reply.get("ok") or reply.get("text") != TEXT:
+            raise RuntimeError(f"bad reply {reply!r}")
+    return {"sends": len(lat), "p50_ms": percentile(lat, 50) * 1e3,
+            "p99_ms": percentile(lat, 99) * 1e3, "mean_ms": sum(lat) / len(lat) * 1e3}
+
+
+def sendmt(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, Any]:
+    threads, total = 8, args.mt_sends
+    barrier = threading.Barrier(threads + 1)
+    errors: List[str] = []
+    ts: List[str] = []
+
+    def worker(k: int) -> None:
+        barrier.wait()
+        futures = [client.submit(f"t{k} m{i}") for i in range(total // threads)]
+        for i, fut in enumerate(futures):
+            reply = fut.result(args.timeout)
+            if reply.get("text") != f"t{k} m{i}":
+                errors.append(repr(reply))
+            ts.append(reply["ts"])
+
+    pool = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in pool:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    return {"sends": len(ts), "threads": threads, "seconds": elapsed,
+            "sends_per_s": len(ts) / elapsed, "bad_replies": len(errors),
+            "unique_ts": len(set(ts))}
+
+
+def _until(pred: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def reconnect(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    time.sleep(0.3)
+    t0 = time.time()
+    ctl("drop")
+    ok = client.wait_hello(2, args.timeout)
+    out["drop_to_ready_s"] = time.time() - t0 if ok else None
+    if not ok:
+        return out
+    time.sleep(0.5)
+    if hasattr(client, "alive"):
+        client.hellos.lost_at = None
+    t0 = time.time()
+    ctl("halfopen")
+    if not hasattr(client, "alive"):  # no keep-alive at all: it can only wait
+        ok = client.wait_hello(3, min(args.timeout, 10.0))
+        out["halfopen_to_ready_s"] = time.time() - t0 if ok else None
+        return out
+    lost = _until(lambda: client.hellos.lost_at is not None or not client.alive(), args.timeout)
+    t_lost = client.hellos.lost_at or time.time()
+    out["halfopen_detect_s"] = t_lost - t0 if lost else None
+    ok = client.wait_hello(3, args.timeout)
+    out["halfopen_to_ready_s"] = time.time() - t0 if ok else None
+    return out
+
+
+def idle(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, Any]:
+    time.sleep(1.0)
+    t0, cpu0 = time.monotonic(), cpu_seconds()
+    client.idle(args.idle)
+    elapsed, cpu = time.monotonic() - t0, cpu_seconds() - cpu0
+    return {"seconds": elapsed, "cpu_s": cpu, "cpu_pct": cpu / elapsed * 100.0,
+            "threads": threading.active_count()}
+
+
+def memory(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, Any]:
+    def flood(n: int) -> Dict[str, Any]:
+        counter = Counter(n, lock=getattr(client, "concurrent_handlers", False))
+        client.consume(counter, args.timeout, lambda: ctl("flood", n=n, pace=args.pace))
+        return counter.result()
+
+    gc.collect()
+    out: Dict[str, Any] = {"rss_connect_mb": rss_mb()}
+    warm = flood(100_000)
+    gc.collect()
+    out["rss_warm_mb"] = rss_mb()
+    big = flood(args.mem_events)
+    time.sleep(0.5)
+    gc.collect()
+    out["rss_end_mb"] = rss_mb()
+    out["growth_mb"] = out["rss_end_mb"] - out["rss_connect_mb"]
+    out["growth_after_warm_mb"] = out["rss_end_mb"] - out["rss_warm_mb"]
+    out["peak_mb"] = __import__("resource").getrusage(0).ru_maxrss / 1024.0
+    out["events"] = args.mem_events
+    out["lost"] = warm["lost"] + big["lost"]
+    out["dups"] = warm["dups"] + big["dups"]
+    out["eps"] = big.get("eps")
+    return out
+
+
+SCENARIOS: Dict[str, Callable[[Any, Control, argparse.Namespace], Dict[str, Any]]] = {
+    "inbound": inbound, "send": send, "sendmt": sendmt, "reconnect": reconnect,
+    "idle": idle, "memory": memory,
+}
+
+
+def _profile_all_threads(path: str) -> Callable[[], None]:
+    """cProfile every thread (the client's own included); return a function that saves."""
+    import pstats
+
+    profiles: List[cProfile.Profile] = []
+
+    def start(*_: Any) -> None:
+        sys.setprofile(None)
+        prof = cProfile.Profile()
+        profiles.append(prof)
+        prof.enable()
+
+    threading.setprofile(start)
+    main = cProfile.Profile()
+    profiles.append(main)
+    main.enable()
+
+    def save() -> None:
+        main.disable()
+        stats = pstats.Stats(main)
+        for prof in profiles[1:]:
+            stats.add(prof)
+        stats.dump_stats(path)
+
+    return save
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--client", required=True, choices=sorted(ADAPTERS))
+    p.add_argument("--scenario", required=True, choices=sorted(SCENARIOS))
+    p.add_argument("--api-url", required=True)
+    p.add_argument("--tag", default=str(os.getpid()))
+    p.add_argument("--events", type=int, default=100_000)
+    p.add_argument("--pace", type=float, default=0.0)
+    p.add_argument("--sends", type=int, default=2000)
+    p.add_argument("--mt-sends", type=int, default=10_000)
+    p.add_argument("--mem-events", type=int, default=1_000_000)
+    p.add_argument("--idle", type=float, default=30.0)
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--cprofile", help="write a cProfile of all threads to this file")
+    args = p.parse_args(argv)
+
+    client = ADAPTERS[args.client]()
+    scenario = SCENARIOS[args.scenario]
+    if scenario in (sendmt,) and "sendmt" not in client.features:
+        raise SystemExit(f"{args.client} does not support {args.scenario}")
+    keepalive = KEEPALIVE if args.scenario == "reconnect" else None
+    ctl = Control(args.api_url, args.tag)
+    token = f"xoxb-bench-{args.tag}"
+    t0 = time.perf_counter()
+    client.connect(args.api_url, token, keepalive)
+    result: Dict[str, Any] = {"ready_s": time.perf_counter() - t0}
+    save = _profile_all_threads(args.cprofile) if args.cprofile else None
+    result.update(scenario(client, ctl, args))
+    if save is not None:
+        save()
+    result["rss_mb"] = rss_mb()
+    print("RESULT " + json.dumps(result), flush=True)
+    try:
+        client.close()
+    finally:
+        os._exit(0)  # a client thread that does not stop must not hang the harness
+
+
+if __name__ == "__main__":
+    main()
