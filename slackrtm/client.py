@@ -231,11 +231,6 @@ class RTMClient:
         Ctrl-C or SIGTERM (on the main thread) disconnect cleanly and return. When the run
         ends for another reason than ``disconnect()``, the error that ended it is raised.
         """
-        run = self._run
-        if run is None or run.stopping:
-            self.start()
-            run = self._run
-        assert run is not None
         previous: Any = None
         main = threading.current_thread() is threading.main_thread()
         if main:
@@ -243,10 +238,15 @@ class RTMClient:
                 raise _Terminate()
             previous = signal.signal(signal.SIGTERM, on_term)
         try:
+            run = self._run
+            if run is None or run.stopping:
+                self.start()
+                run = self._run
+            assert run is not None
             while not run.finished.wait(1.0):
                 pass
         except (KeyboardInterrupt, _Terminate):
-            self._log.info("interrupted: disconnecting")
+            self._log.debug("interrupted: disconnecting")
             self.disconnect()
             return
         finally:

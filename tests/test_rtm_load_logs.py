@@ -93,10 +93,10 @@ def test_logger_callable_and_logger_object(slack: FakeSlack, make: Make) -> None
 
     custom.addHandler(Keep())
     rtm2 = make(log_level=LogLevel.WARN, logger=custom)
-    rtm2.start().result(timeout=5)
     rec = Recorder().attach(rtm2, "ready")
+    rtm2.start().result(timeout=5)
     slack.drop()
-    rec.wait_for("ready")
+    rec.wait_for("ready", 2)
     rtm2.disconnect()
     assert records and all(r.levelno >= logging.WARNING for r in records)
     assert logging.getLogger("slackrtm").level == logging.NOTSET  # never changed by us
