@@ -1,0 +1,168 @@
+"""``slackrtm demo``: a small bot and a scripted conversation, all offline in a FakeSlack.
+
+Everything the bot receives is printed as ``<-`` lines, everything it sends as ``->``,
+the scripted people's actions as ``==`` headings. Each step waits (with a deadline) for
+the bot to have reacted before the next one starts, so the demo is also a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import threading
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Callable, Dict, List
+
+from slackrtm._cli_format import Names, event_line, paint
+from slackrtm.client import RTMClient
+
+if TYPE_CHECKING:  # pragma: no cover
+    from slackrtm._cli import Console
+
+#: Seconds a step may take before the demo gives up (it normally takes milliseconds).
+STEP_TIMEOUT = 10.0
+
+
+class DemoBot:
+    """Greets whoever says hello, welcomes newcomers, counts the reactions it gets."""
+
+    def __init__(self, rtm: RTMClient, say: Callable[[str], None]) -> None:
+        self.rtm = rtm
+        self.say = say
+        self.reactions: Counter[str] = Counter()
+        self.sent: List[Dict[str, Any]] = []
+        self.cond = threading.Condition()
+        rtm.on("message", self.on_message)
+        rtm.on("reaction_added", self.on_reaction_added)
+        rtm.on("member_joined_channel", self.on_member_joined)
+
+    def reply(self, channel: str, text: str) -> None:
+        self.say(f"-> send_message <#{channel}>: {text}")
+        # Handlers may block on a send's result: replies are not resolved on this thread.
+        answer = self.rtm.send_message(text, channel).result(STEP_TIMEOUT)
+        self.say(f"   Slack replied ok, ts {answer['ts']}")
+        with self.cond:
+            self.sent.append(answer)
+            self.cond.notify_all()
+
+    def on_message(self, event: Dict[str, Any]) -> None:
+        if event.get("subtype") or event.get("user") == self.rtm.active_user_id:
+            return  # edits, joins, renames... and our own messages
+        text = str(event.get("text", "")).lower()
+        if "hello" in text:
+            self.reply(event["channel"], f"Hello <@{event['user']}>! React to this message "
+                                         "and I will count it.")
+        elif "reactions" in text:
+            with self.cond:
+                counted = sum(self.reactions.values())
+                detail = ", ".join(f":{name}: {n}" for name, n in self.reactions.items())
+            self.reply(event["channel"], f"{counted} reactions so far: {detail or 'none'}")
+
+    def on_reaction_added(self, event: Dict[str, Any]) -> None:
+        with self.cond:
+            self.reactions[event["reaction"]] += 1
+            self.cond.notify_all()
+
+    def on_member_joined(self, event: Dict[str, Any]) -> None:
+        self.reply(event["channel"], f"Welcome, <@{event['user']}>!")
+
+    def wait(self, predicate: Callable[[], bool], what: str) -> None:
+        with self.cond:
+            if not self.cond.wait_for(predicate, STEP_TIMEOUT):
+                from slackrtm._cli import CliError
+
+                raise CliError(f"demo: the bot did not {what} within {STEP_TIMEOUT:g} s")
+
+
+class Stream:
+    """Prints what the bot receives, and lets the script wait for an event type."""
+
+    def __init__(self, console: Console, names: Names) -> None:
+        self.console, self.names = console, names
+        self.seen: List[str] = []
+        self.cond = threading.Condition()
+
+    def mentions(self, line: str) -> str:
+        line = re.sub(r"<@(\w+)>", lambda m: "@" + self.names.user(m.group(1)), line)
+        return re.sub(r"<#(\w+)>", lambda m: self.names.channel(m.group(1)), line)
+
+    def say(self, line: str) -> None:
+        self.console.out(self.mentions(line))
+
+    def on_event(self, event_type: str, event: Dict[str, Any]) -> None:
+        self.say("<- " + event_line(event, names=self.names, color=self.console.color_out,
+                                       stamp=False))
+        with self.cond:
+            self.seen.append(event_type)
+            self.cond.notify_all()
+
+    def wait_for(self, event_type: str) -> None:
+        with self.cond:
+            if not self.cond.wait_for(lambda: event_type in self.seen, STEP_TIMEOUT):
+                from slackrtm._cli import CliError
+
+                raise CliError(f"demo: no {event_type} event within {STEP_TIMEOUT:g} s")
+
+
+def demo(args: argparse.Namespace, console: Console) -> int:
+    """Run the scripted demo; 0 when every step happened."""
+    from slackrtm._cli import EXIT_OK
+    from slackrtm.testing import FakeSlack
+
+    def step(title: str) -> None:
+        time.sleep(args.delay)  # pacing for human eyes only; waits below are on conditions
+        console.out(paint(f"== {title}", "bold", console.color_out))
+
+    with FakeSlack() as slack:
+        console.out(f"Started FakeSlack, an offline Slack workspace, at {slack.api_url}")
+        general = slack.channel_id("general")
+        alice, bob, carol = (slack.user_id(n) for n in ("alice", "bob", "carol"))
+        names = Names({u["id"]: u["name"] for u in slack.users},
+                      {c["id"]: c["name"] for c in slack.channels})
+        stream = Stream(console, names)
+        rtm = RTMClient(slack.token, slack_api_url=slack.api_url)
+        rtm.on("slack_event", stream.on_event)  # registered first: printed before the bot acts
+        for name in ("connecting", "connected", "ready", "disconnecting", "disconnected"):
+            rtm.on(name, lambda name=name: console.out(paint(f"-- {name}", "dim",
+                                                             console.color_out)))
+        bot = DemoBot(rtm, stream.say)
+        console.out("Connecting a bot to it over RTM (the code: slackrtm/_cli_demo.py)")
+        with rtm:
+            rtm.start().result(STEP_TIMEOUT)
+
+            step("alice says hello in #general")
+            slack.post_message(general, "hello bot!", user=alice)
+            bot.wait(lambda: len(bot.sent) >= 1, "answer alice")
+            answer_ts = bot.sent[0]["ts"]
+
+            step("bob and carol react to the bot's answer")
+            slack.add_reaction(general, answer_ts, "tada", user=bob)
+            slack.add_reaction(general, answer_ts, "+1", user=carol)
+            bot.wait(lambda: sum(bot.reactions.values()) >= 2, "count two reactions")
+
+            step("dave joins the workspace, then #general")
+            dave = slack.add_user("dave", real_name="Dave Dawson")
+            names.users[dave] = "dave"
+            slack.join_channel(dave, general)
+            bot.wait(lambda: len(bot.sent) >= 2, "welcome dave")
+
+            step("bob asks how many reactions there were")
+            slack.post_message(general, "how many reactions so far?", user=bob)
+            bot.wait(lambda: len(bot.sent) >= 3, "answer bob")
+
+            step("alice renames #random to #watercooler")
+            slack.rename_channel("random", "watercooler", user=alice)
+            stream.wait_for("channel_rename")
+            names.channels[slack.channel_id("watercooler")] = "watercooler"
+
+            step("carol goes away")
+            slack.set_presence(carol, "away")
+            stream.wait_for("presence_change")
+            time.sleep(args.delay)
+        counted = ", ".join(f":{k}: {v}" for k, v in bot.reactions.items())
+        console.out(f"Demo over: the bot received {len(stream.seen)} events, sent "
+                    f"{len(bot.sent)} messages and counted {counted}.")
+    console.out("Next: `python -m slackrtm fake-slack` to run your own bot offline, or "
+                "`SLACK_TOKEN=xoxb-... python -m slackrtm tail` to watch a real workspace.")
+    return EXIT_OK
