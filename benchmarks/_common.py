@@ -7,6 +7,7 @@ so it imports nothing outside the standard library.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import threading
 import time
@@ -49,6 +50,7 @@ class Counter:
         self.sentinel: Optional[Dict[str, Any]] = None
         self.t_end = 0.0
         self.done = threading.Event()
+        self.calls = 0
         self._lock: Optional[threading.Lock] = threading.Lock() if lock else None
 
     def feed(self, event: Dict[str, Any]) -> None:
@@ -59,6 +61,7 @@ class Counter:
             self._feed(event)
 
     def _feed(self, event: Dict[str, Any]) -> None:
+        self.calls += 1
         kind = event.get("type")
         if kind == "message":
             seq = event.get("seq")
@@ -78,6 +81,20 @@ class Counter:
             self.done.set()
         else:
             self.other += 1
+
+    def wait(self, timeout: float, stall: float = 5.0) -> None:
+        """Wait for the sentinel; raise TimeoutError at ``timeout`` or after ``stall`` seconds
+        without a single event (a client that stopped delivering)."""
+        deadline = time.monotonic() + timeout
+        last, last_change = -1, time.monotonic()
+        while not self.done.wait(0.25):
+            now = time.monotonic()
+            if self.calls != last:
+                last, last_change = self.calls, now
+            elif now - last_change > stall:
+                raise TimeoutError(f"stalled: no event for {stall:g} s")
+            if now > deadline:
+                raise TimeoutError(f"no sentinel within {timeout:g} s")
 
     def result(self) -> Dict[str, Any]:
         unique = self.n - self.seen.count(0)
@@ -100,6 +117,20 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024.0
     return 0.0
+
+
+def thread_cpu() -> Dict[str, float]:
+    """CPU seconds per live thread of this process, by thread name (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: Dict[str, float] = {}
+    for thread in threading.enumerate():
+        try:
+            with open(f"/proc/self/task/{thread.native_id}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        out[thread.name] = out.get(thread.name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def cpu_seconds() -> float:

@@ -79,7 +79,7 @@ class WSBare:
 
     def consume(self, counter: Counter, timeout: float, trigger: Callable[[], Any]) -> None:
         trigger()
-        self.ws.settimeout(timeout)
+        self.ws.settimeout(min(timeout, 5.0))  # 5 s without a frame: stalled
         recv, loads, feed = self.ws.recv, json.loads, counter.feed
         while counter.sentinel is None:
             feed(loads(recv()))
@@ -121,7 +121,7 @@ class WSCeiling(WSBare):
 
     def consume(self, counter: Counter, timeout: float, trigger: Callable[[], Any]) -> None:
         trigger()
-        self.ws.settimeout(timeout)
+        self.ws.settimeout(min(timeout, 5.0))  # 5 s without a frame: stalled
         recv_data, loads, feed = self.ws.recv_data, json.loads, counter.feed
         while counter.sentinel is None:
             feed(loads(recv_data()[1].decode("utf-8")))
@@ -168,7 +168,7 @@ class RawLoop(WSBare):
 
     def consume(self, counter: Counter, timeout: float, trigger: Callable[[], Any]) -> None:
         trigger()
-        self.sock.settimeout(timeout)
+        self.sock.settimeout(min(timeout, 5.0))
         feed = counter.feed
         for event in self.events:
             feed(event)

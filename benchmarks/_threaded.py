@@ -56,8 +56,7 @@ class SlackRTM:
         self.rtm.on("bench_done", counter.feed)
         trigger()
         try:
-            if not counter.done.wait(timeout):
-                raise TimeoutError("no sentinel")
+            counter.wait(timeout)
         finally:
             self.rtm.off("message", counter.feed)
             self.rtm.off("bench_done", counter.feed)
@@ -118,8 +117,7 @@ class SlackSDKv2:
             self.rtm.on("bench_done")(lambda client, event: self.sink(event))
             self.events_hooked = True
         trigger()
-        if not counter.done.wait(timeout):
-            raise TimeoutError("no sentinel")
+        counter.wait(timeout)
 
     def _on_any(self, event: Dict[str, Any]) -> None:
         waiter = self.waiters.get(event.get("reply_to"))  # type: ignore[arg-type]

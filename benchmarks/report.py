@@ -118,7 +118,7 @@ def render(data: Dict[str, Any]) -> str:
         rows.append([c, _fmt(p50, "{:.3f}"), _fmt(res.median(c, "send", "p99_ms"), "{:.3f}"),
                      _fmt(_ratio(p50, bare_p50), "{:.2f}x"),
                      _fmt(res.median(c, "sendmt", "sends_per_s")),
-                     _fmt(res.median(c, "reconnect", "drop_to_ready_s"), "{:.3f}"),
+                     _drop(res, c),
                      _halfopen(res, c),
                      _fmt(_median([r.get("ready_s") for r in res.runs
                                    if r["client"] == c and r["status"] == "ok"]), "{:.3f}"),
@@ -156,16 +156,25 @@ def _paced_cpu(res: Results, client: str) -> Optional[float]:
     return _median(vals)
 
 
+def _drop(res: Results, client: str) -> str:
+    runs = [r for r in res.select(client, "reconnect") if r["status"] == "ok"]
+    if not runs:
+        return "n/a"
+    value = _median([r.get("drop_to_ready_s") for r in runs])
+    return _fmt(value, "{:.3f}", f">{runs[0].get('timeout', 0):g} (never)")
+
+
 def _halfopen(res: Results, client: str) -> str:
     runs = [r for r in res.select(client, "reconnect") if r["status"] == "ok"]
     if not runs:
         return "n/a"
+    r0 = runs[0]
+    waited = r0["opts"].get("no_keepalive_wait") if "halfopen_detect_s" not in r0 \
+        else r0.get("timeout")
     detect = _median([r.get("halfopen_detect_s") for r in runs])
     ready = _median([r.get("halfopen_to_ready_s") for r in runs])
-    if ready is None:
-        return f"never (waited {runs[0]['opts'].get('timeout', '')}s)" if detect is None \
-            else f"{detect:.2f} / never"
-    return f"{_fmt(detect, '{:.2f}', '-')} / {ready:.2f}"
+    text = "-" if "halfopen_detect_s" not in r0 else _fmt(detect, "{:.2f}", f">{waited:g}")
+    return f"{text} / " + _fmt(ready, "{:.2f}", f"never (>{waited:g})")
 
 
 def targets(res: Results, data: Dict[str, Any]) -> str:

@@ -203,7 +203,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     args.rounds = args.rounds or (2 if q else 5)
     args.events = args.events or (30_000 if q else 100_000)
     sizes = {"sends": 300 if q else 2000, "mt_sends": 10_000, "idle": 5.0 if q else 30.0,
-             "mem_events": 100_000 if q else 1_000_000, "paced_events": 10_000 if q else 60_000}
+             "mem_events": 60_000 if q else 1_000_000, "warm_events": 20_000 if q else 100_000,
+             "paced_events": 10_000 if q else 60_000}
     only = {s for s in args.only.split(",") if s}
     clients = [c for c in CLIENTS if not (only & set(CLIENTS)) or c in only]
     scenarios = [s for s in SCENARIOS if not (only & set(SCENARIOS)) or s in only]
@@ -235,8 +236,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                         runner.worker(client, "send", 10.0, rnd, sends=sizes["sends"])
                     elif scenario == "sendmt":
                         runner.worker(client, "sendmt", 30.0, rnd, mt_sends=sizes["mt_sends"])
-                    else:
-                        runner.worker(client, "reconnect", 5.0 if q else 15.0, rnd)
+                    elif rnd == 1 or not q:
+                        runner.worker(client, "reconnect", 15.0, rnd,
+                                      no_keepalive_wait=3.0 if q else 10.0)
         once(runner, clients, scenarios, sizes, args)
         imports = import_times(clients, pythons, 3 if q else 7)
     finally:
@@ -268,7 +270,8 @@ def once(runner: Runner, clients: List[str], scenarios: List[str], sizes: Dict[s
         for client in clients:
             pace = args.pace if client in failed else 0
             runner.worker(client, "memory", sizes["mem_events"] / 5000 + 60, 0,
-                          mem_events=sizes["mem_events"], pace=pace)
+                          mem_events=sizes["mem_events"], warm_events=sizes["warm_events"],
+                          pace=pace)
     if "ladder" in scenarios:
         n = 20_000 if q else 50_000
         for client in sorted(failed):

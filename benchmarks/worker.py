@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import Control, Counter, cpu_seconds, percentile, rss_mb
+from _common import Control, Counter, cpu_seconds, percentile, rss_mb, thread_cpu
 from _loops import RawLoop, SlackClient1, WSBare, WSCeiling
 from _threaded import SlackRTM, SlackSDKv2
 
@@ -115,7 +115,7 @@ def reconnect(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, 
     t0 = time.time()
     ctl("halfopen")
     if not hasattr(client, "alive"):  # no keep-alive at all: it can only wait
-        ok = client.wait_hello(3, min(args.timeout, 10.0))
+        ok = client.wait_hello(3, args.no_keepalive_wait)
         out["halfopen_to_ready_s"] = time.time() - t0 if ok else None
         return out
     lost = _until(lambda: client.hellos.lost_at is not None or not client.alive(), args.timeout)
@@ -143,7 +143,7 @@ def memory(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, Any
 
     gc.collect()
     out: Dict[str, Any] = {"rss_connect_mb": rss_mb()}
-    warm = flood(100_000)
+    warm = flood(args.warm_events)
     gc.collect()
     out["rss_warm_mb"] = rss_mb()
     big = flood(args.mem_events)
@@ -204,6 +204,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument("--sends", type=int, default=2000)
     p.add_argument("--mt-sends", type=int, default=10_000)
     p.add_argument("--mem-events", type=int, default=1_000_000)
+    p.add_argument("--warm-events", type=int, default=100_000)
+    p.add_argument("--no-keepalive-wait", type=float, default=10.0,
+                   help="how long to wait for a client without keep-alive to notice half-open")
     p.add_argument("--idle", type=float, default=30.0)
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--cprofile", help="write a cProfile of all threads to this file")
@@ -216,19 +219,24 @@ def main(argv: Optional[List[str]] = None) -> None:
     keepalive = KEEPALIVE if args.scenario == "reconnect" else None
     ctl = Control(args.api_url, args.tag)
     token = f"xoxb-bench-{args.tag}"
+    # the client's threads start in connect(): profiling must be armed before it
+    save = _profile_all_threads(args.cprofile) if args.cprofile else None
     t0 = time.perf_counter()
     client.connect(args.api_url, token, keepalive)
-    result: Dict[str, Any] = {"ready_s": time.perf_counter() - t0}
-    save = _profile_all_threads(args.cprofile) if args.cprofile else None
+    result: Dict[str, Any] = {"ready_s": time.perf_counter() - t0, "timeout": args.timeout}
+    before = thread_cpu()
     result.update(scenario(client, ctl, args))
     if save is not None:
         save()
+    result["thread_cpu_s"] = {name: round(cpu - before.get(name, 0.0), 3)
+                              for name, cpu in thread_cpu().items()
+                              if cpu - before.get(name, 0.0) > 0}
     result["rss_mb"] = rss_mb()
     print("RESULT " + json.dumps(result), flush=True)
-    try:
-        client.close()
-    finally:
-        os._exit(0)  # a client thread that does not stop must not hang the harness
+    closer = threading.Thread(target=client.close, daemon=True)
+    closer.start()
+    closer.join(5.0)
+    os._exit(0)  # a client thread that does not stop must not hang the harness
 
 
 if __name__ == "__main__":
