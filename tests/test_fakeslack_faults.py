@@ -6,13 +6,16 @@ import json
 import socket
 import threading
 import time
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, List
 
 import pytest
 import requests
 import websocket
 
 from slackrtm.testing import FakeSlack
+
+#: Client sockets opened by ``connect``, shut after each test.
+CLIENTS: List[websocket.WebSocket] = []
 
 
 @pytest.fixture
@@ -24,6 +27,8 @@ def fake() -> Iterator[FakeSlack]:
         yield slack
     finally:
         slack.close()
+        while CLIENTS:
+            CLIENTS.pop().shutdown()  # type: ignore[no-untyped-call]
     assert slack.errors == []
     assert [t.name for t in threading.enumerate() if t not in before] == []
 
@@ -36,6 +41,7 @@ def connect(slack: FakeSlack, *, hello: bool = True, timeout: float = 5,
                            headers={"Authorization": f"Bearer {slack.token}"}).json()["url"]
     ws = websocket.create_connection(url, timeout=timeout, http_no_proxy=["*"],
                                      skip_utf8_validation=True)
+    CLIENTS.append(ws)
     if hello:
         assert recv(ws) == {"type": "hello"}
     return ws

@@ -14,6 +14,9 @@ import websocket
 
 from slackrtm.testing import FakeSlack
 
+#: Client sockets opened by ``connect``, shut after each test.
+CLIENTS: List[websocket.WebSocket] = []
+
 
 @pytest.fixture
 def fake() -> Iterator[FakeSlack]:
@@ -24,6 +27,8 @@ def fake() -> Iterator[FakeSlack]:
         yield slack
     finally:
         slack.close()
+        while CLIENTS:
+            CLIENTS.pop().shutdown()  # type: ignore[no-untyped-call]
     assert slack.errors == []
     assert [t.name for t in threading.enumerate() if t not in before] == []
 
@@ -39,6 +44,7 @@ def api(slack: FakeSlack, method: str, **params: Any) -> Dict[str, Any]:
 def connect(slack: FakeSlack, *, hello: bool = True, **params: Any) -> websocket.WebSocket:
     url = api(slack, "rtm.connect", **params)["url"]
     ws = websocket.create_connection(url, timeout=5, http_no_proxy=["*"])
+    CLIENTS.append(ws)
     if hello:
         assert recv(ws) == {"type": "hello"}
     return ws

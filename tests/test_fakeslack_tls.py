@@ -76,6 +76,7 @@ def test_https_and_wss(fake: FakeSlack, http: requests.Session,
     opcode, _ = ws.recv_data(control_frame=True)
     assert opcode == websocket.ABNF.OPCODE_CLOSE
     fake.all_connections[0].wait_closed()
+    ws.shutdown()  # type: ignore[no-untyped-call]
 
 
 def test_many_messages_over_tls(fake: FakeSlack, http: requests.Session,
