@@ -123,7 +123,8 @@ class Core:
     ping_id: Optional[int] = None
     ping_deadline: Optional[float] = None
     hello_deadline: Optional[float] = None
-    transitions: List[Tuple[State, State]] = field(default_factory=list)
+    paused_at: Optional[float] = None
+    dead: bool = False  # torn down by a deadline; the reader has yet to notice
     on_transition: Optional[Callable[[State, State], None]] = None
 
     # ----------------------------------------------------------------- state machine
@@ -158,6 +159,7 @@ class Core:
         self.hello_deadline = now + self.timeouts.hello
         self.ping_id = None
         self.ping_deadline = None
+        self.dead = False
 
     def attempt_failed(self) -> float:
         """An attempt (rtm.connect or handshake) failed: the failure count grows.
@@ -268,8 +270,29 @@ class Core:
                                         False, None))
 
     # ----------------------------------------------------------------- timers
+    def pause(self, now: float) -> None:
+        """The client stopped reading (its handlers are too far behind): keep-alive and
+        reply deadlines stand still until :meth:`resume`, since silence now proves nothing.
+        """
+        if self.paused_at is None:
+            self.paused_at = now
+
+    def resume(self, now: float) -> None:
+        """Reading again: every running deadline moves by the time spent paused."""
+        if self.paused_at is None:
+            return
+        shift = max(0.0, now - self.paused_at)
+        self.paused_at = None
+        self.last_inbound += shift
+        if self.ping_deadline is not None:
+            self.ping_deadline += shift
+        for send in self.pending.values():
+            send.deadline += shift
+
     def next_deadline(self) -> Optional[float]:
         """The earliest time :meth:`tick` has something to do, or None."""
+        if self.paused_at is not None or self.dead:
+            return None
         times: List[float] = []
         if self.hello_deadline is not None:
             times.append(self.hello_deadline)
@@ -285,6 +308,8 @@ class Core:
     def tick(self, now: float) -> List[Effect]:
         """Fire the deadlines that have passed: reply timeouts, ping, pong, hello."""
         effects: List[Effect] = []
+        if self.paused_at is not None or self.dead:
+            return effects
         while self.pending:
             send = next(iter(self.pending.values()))
             if send.deadline > now:
@@ -294,6 +319,7 @@ class Core:
         if self.state is State.CONNECTED and self.hello_deadline is not None \
                 and now >= self.hello_deadline:
             self.hello_deadline = None
+            self.dead = True
             effects.append(Teardown(WebsocketError(
                 f"no hello from Slack within {self.timeouts.hello:g} s of connecting")))
         if self.state is State.READY:
@@ -301,6 +327,7 @@ class Core:
                 if now >= self.ping_deadline:
                     self.ping_deadline = None
                     self.ping_id = None
+                    self.dead = True
                     effects.append(Teardown(WebsocketError(
                         f"no pong within {self.timeouts.server_pong:g} s of a ping: "
                         "the connection is dead")))
@@ -331,6 +358,7 @@ class Core:
         self.ping_id = None
         self.ping_deadline = None
         self.hello_deadline = None
+        self.paused_at = None
         effects: List[Resolve] = []
         for send in self.pending.values():
             if send.future is not None:

@@ -115,17 +115,27 @@ class Dispatcher:
         """Queue one lifecycle event."""
         self._q.put([(None, name, args)])
 
-    def admit(self, frames: int, stop: threading.Event) -> bool:
+    def admit(self, frames: int, stop: threading.Event,
+              on_pause: Callable[[bool], None]) -> bool:
         """Count ``frames`` in; while the backlog is full, wait (back-pressure on the socket).
 
+        ``on_pause(True)`` is called before waiting and ``on_pause(False)`` after.
         Returns False if ``stop`` was set while waiting.
         """
         with self._room:
-            while self._backlog >= self.max_backlog:
-                if stop.is_set():
-                    return False
-                self._room.wait(0.25)
-            self._backlog += frames
+            if self._backlog < self.max_backlog:
+                self._backlog += frames
+                return True
+        on_pause(True)
+        try:
+            with self._room:
+                while self._backlog >= self.max_backlog:
+                    if stop.is_set():
+                        return False
+                    self._room.wait(0.25)
+                self._backlog += frames
+        finally:
+            on_pause(False)
         return True
 
     @property

@@ -346,12 +346,23 @@ class Run:
                 apply(effects)
             else:
                 core.last_inbound = now  # a float store: atomic, read under the lock later
-            if not disp.admit(len(entries), stop):
+            if not disp.admit(len(entries), stop, self._pause):
                 return WebsocketError("the client is disconnecting")
             disp.put(entries)
             if reconnect is not None:
                 transport.close()
                 return WebsocketError(f"Slack sent {reconnect!r}: reconnecting")
+
+    def _pause(self, paused: bool) -> None:
+        with self.c._lock:
+            if paused:
+                self.c._core.pause(monotonic())
+            else:
+                self.c._core.resume(monotonic())
+        if paused:
+            self.log.warn(f"handlers are {self.dispatcher.backlog} events behind: reading "
+                          "paused until they catch up")
+        self.kick.set()
 
     def _hello(self) -> bool:
         c = self.c

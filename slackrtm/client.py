@@ -70,7 +70,7 @@ class RTMClient:
         proxy: Optional[str] = None,
         ssl_context: Optional[ssl.SSLContext] = None,
         web_client: Optional[WebClient] = None,
-        max_backlog: int = 100_000,
+        max_backlog: int = 10_000,
     ) -> None:
         if server_pong_timeout >= client_ping_timeout:
             raise KeepAliveConfigError(

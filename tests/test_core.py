@@ -328,3 +328,20 @@ def test_backoff_formula() -> None:
         b.initial = 2.0  # type: ignore[misc]
     with pytest.raises(ValueError):
         Backoff(factor=0.5)
+
+
+def test_pause_freezes_keepalive_and_reply_deadlines() -> None:
+    core = ready_core(now=0.0)
+    fut: Future[Any] = Future()
+    core.submit("message", {"text": "a"}, True, fut)
+    write_all(core, 0.0)
+    core.pause(5.0)
+    assert core.next_deadline() is None
+    assert core.tick(100.0) == []  # neither ping, pong nor reply deadline fires
+    core.resume(100.0)
+    assert core.pending[1].deadline == 125.0  # 30 s budget minus the 5 s used before
+    assert core.next_deadline() == 105.0  # ping: 10 s of silence, counted without the pause
+    core.pause(101.0)
+    core.resume(101.0)
+    assert core.tick(104.9) == []
+    assert any(isinstance(e, PingDue) for e in core.tick(105.0))

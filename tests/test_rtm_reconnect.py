@@ -320,3 +320,37 @@ def test_unknown_reply_to_and_late_reply_are_harmless(slack: FakeSlack, make: Ma
     wait_until(lambda: any(a[0] == "after" for a in rec.of("slack_event")), what="after")
     assert rec.of("error") == []
 
+
+
+def test_slow_handler_keeps_keepalive_and_replies_working(slack: FakeSlack,
+                                                          make: Make) -> None:
+    """A handler blocking longer than the ping timeout, with a tiny backlog limit:
+    the reader pauses instead of dropping, the connection is not declared dead, sends
+    still resolve, and every event arrives once, in order."""
+    import threading
+
+    rtm = make(client_ping_timeout=0.3, server_pong_timeout=0.15, max_backlog=5)
+    rec = Recorder().attach(rtm, "reconnecting")
+    seen: List[int] = []
+    gate = threading.Event()
+
+    @rtm.on("slow")
+    def slow(event: dict) -> None:  # type: ignore[type-arg]
+        if event["n"] == 0:
+            gate.wait(1.5)  # five ping timeouts
+        seen.append(event["n"])
+
+    rtm.start().result(timeout=5)
+    reply = rtm.send_message("before", slack.channel_id("general"))
+    assert reply.result(timeout=5)["ok"]
+    for n in range(3):
+        slack.inject({"type": "slow", "n": n})
+    during = rtm.send_message("during", slack.channel_id("general"))
+    assert during.result(timeout=1.0)["ok"]  # resolved while the handler is blocked
+    for n in range(3, 200):
+        slack.inject({"type": "slow", "n": n})
+    wait_until(lambda: len(seen) == 200, timeout=10, what="200 slow events")
+    assert seen == list(range(200))
+    after = rtm.send_message("after", slack.channel_id("general"))
+    assert after.result(timeout=5)["ok"]
+    assert rec.of("reconnecting") == [] and slack.connect_count == 1
