@@ -49,6 +49,16 @@ class Results:
     def eps(self, client: str, kind: str = "burst") -> Optional[float]:
         return self.median(client, kind, "eps", clean)
 
+    def paired(self, a: str, b: str, kind: str, key: str) -> Optional[float]:
+        """Median over rounds of a/b, each ratio taken within one round (drift cancels)."""
+        ratios = []
+        for rnd in sorted({r["round"] for r in self.runs if r["round"]}):
+            va = [r.get(key) for r in self.select(a, kind) if r["round"] == rnd and clean(r)]
+            vb = [r.get(key) for r in self.select(b, kind) if r["round"] == rnd and clean(r)]
+            if va and vb and va[0] and vb[0]:
+                ratios.append(va[0] / vb[0])
+        return _median(ratios)
+
     def faults(self, client: str, kind: str) -> str:
         runs = self.select(client, kind)
         if not runs:
@@ -89,9 +99,11 @@ def render(data: Dict[str, Any]) -> str:
     floor, ceiling = res.eps(FLOOR), res.eps(CEILING)
     out: List[str] = []
     m = data["machine"]
+    load = m.get("loadavg_start"), m.get("loadavg_end")
     out.append(f"\nMachine: {m['cpu']} x{m['nproc']}, Python {m['python']}, "
                f"slackrtm {m['slackrtm_commit']}, {m['date']}; "
-               f"{data['args']['rounds']} rounds, medians.")
+               f"{data['args']['rounds']} rounds, medians; load average at start/end "
+               + " / ".join("n/a" if x is None else f"{x[0]:.1f}" for x in load))
 
     rows = []
     for c in res.clients:
@@ -126,7 +138,7 @@ def render(data: Dict[str, Any]) -> str:
     out.append("\nSends, reconnects, startup (send: sequential send_message + wait for the reply;"
                " 8 threads: 10k pipelined sends)")
     out.append(_table(["client", "send p50 ms", "p99 ms", "p50 x bare", "8-thread sends/s",
-                       "drop->ready s", "half-open detect / ready s", "ready s", "import ms"],
+                       "drop->ready s (CPU)", "half-open detect / ready s", "ready s", "import ms"],
                       rows))
 
     rows = []
@@ -142,9 +154,9 @@ def render(data: Dict[str, Any]) -> str:
                      f"{r0.get('lost', '-')}/{r0.get('dups', '-')}" + (f" @{pace:,.0f}/s" if pace
                                                                       else "")])
     out.append(f"\nIdle CPU ({data['sizes']['idle']:.0f} s connected, default keep-alive) and RSS"
-               " (MB) after connect, after 100k events, after "
-               f"{data['sizes']['mem_events']:,} more")
-    out.append(_table(["client", "idle CPU", "RSS connect", "after 100k", "after all",
+               f" (MB) after connect, after a {data['sizes']['warm_events']:,}-event warm-up,"
+               f" after {data['sizes']['mem_events']:,} more")
+    out.append(_table(["client", "idle CPU", "RSS connect", "after warm-up", "after all",
                        "growth", "peak", "lost/dup"], rows))
     out.append("\n" + targets(res, data))
     return "\n".join(out)
@@ -161,7 +173,9 @@ def _drop(res: Results, client: str) -> str:
     if not runs:
         return "n/a"
     value = _median([r.get("drop_to_ready_s") for r in runs])
-    return _fmt(value, "{:.3f}", f">{runs[0].get('timeout', 0):g} (never)")
+    cpu = _median([r.get("drop_cpu_s") for r in runs])
+    return _fmt(value, "{:.3f}", f">{runs[0].get('timeout', 0):g} (never)") + \
+        _fmt(cpu, " ({:.2f} CPU s)", "")
 
 
 def _halfopen(res: Results, client: str) -> str:
@@ -178,8 +192,6 @@ def _halfopen(res: Results, client: str) -> str:
 
 
 def targets(res: Results, data: Dict[str, Any]) -> str:
-    eps, floor, ceiling = res.eps(US), res.eps(FLOOR), res.eps(CEILING)
-    p50, bare = res.median(US, "send", "p50_ms"), res.median(FLOOR, "send", "p50_ms")
     idle = res.median(US, "idle", "cpu_pct")
     mem = [r for r in res.select(US, "memory") if r["status"] == "ok"]
     growth = mem[0]["growth_mb"] if mem else None
@@ -193,7 +205,9 @@ def targets(res: Results, data: Dict[str, Any]) -> str:
     def cmp(v: Optional[float], limit: float, ge: bool) -> Optional[bool]:
         return None if v is None else (v >= limit if ge else v <= limit)
 
-    r_floor, r_ceil, r_send = _ratio(eps, floor), _ratio(eps, ceiling), _ratio(p50, bare)
+    r_floor = res.paired(US, FLOOR, "burst", "eps")
+    r_ceil = res.paired(US, CEILING, "burst", "eps")
+    r_send = res.paired(US, FLOOR, "send", "p50_ms")
     lines = [
         ("inbound >= 4x the bare websocket-client loop", cmp(r_floor, 4.0, True),
          _fmt(r_floor, "{:.2f}x")),
@@ -206,8 +220,9 @@ def targets(res: Results, data: Dict[str, Any]) -> str:
         (f"RSS growth <= 5 MB over {data['sizes']['mem_events']:,} events",
          cmp(growth, 5.0, False), _fmt(growth, "{:+.1f} MB")),
     ]
-    return "Targets for slackrtm (ratios within this run)\n" + "\n".join(
-        f"  {mark(ok)}  {name}: {value}" for name, ok, value in lines)
+    return ("Targets for slackrtm (ratios: median over rounds of the ratio within each round)\n"
+            + "\n".join(
+        f"  {mark(ok)}  {name}: {value}" for name, ok, value in lines))
 
 
 if __name__ == "__main__":

@@ -185,9 +185,13 @@ def machine(pythons: Dict[str, str]) -> Dict[str, Any]:
                 versions[f"{pkg['name']} ({key} venv)"] = pkg["version"]
     commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "slackrtm"],
+                           capture_output=True, text=True).stdout.split("\n")
+    if any(line.strip() for line in dirty):
+        commit += " + uncommitted changes"
     return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
             "platform": platform.platform(), "packages": versions, "slackrtm_commit": commit,
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "loadavg_start": os.getloadavg()}
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -243,6 +247,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         imports = import_times(clients, pythons, 3 if q else 7)
     finally:
         server.stop()
+    info["loadavg_end"] = os.getloadavg()
     results = {"machine": info, "args": vars(args), "sizes": sizes, "imports": imports,
                "runs": runner.runs}
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
@@ -272,7 +277,7 @@ def once(runner: Runner, clients: List[str], scenarios: List[str], sizes: Dict[s
             runner.worker(client, "memory", sizes["mem_events"] / 5000 + 60, 0,
                           mem_events=sizes["mem_events"], warm_events=sizes["warm_events"],
                           pace=pace)
-    if "ladder" in scenarios:
+    if "ladder" in scenarios and not (q and "ladder" not in args.only):
         n = 20_000 if q else 50_000
         for client in sorted(failed):
             print(f"paced ladder for {client} (it failed the burst)", flush=True)
