@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Callable, Dict, List
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Set
 
 from slackrtm._cli_format import Names, event_line, paint
 from slackrtm.client import RTMClient
@@ -81,6 +81,7 @@ class Stream:
     def __init__(self, console: Console, names: Names) -> None:
         self.console, self.names = console, names
         self.seen: List[str] = []
+        self.seen_ts: Set[str] = set()
         self.cond = threading.Condition()
 
     def mentions(self, line: str) -> str:
@@ -95,20 +96,48 @@ class Stream:
                                        stamp=False))
         with self.cond:
             self.seen.append(event_type)
+            if event_type == "message":
+                self.seen_ts.add(str(event.get("ts")))
             self.cond.notify_all()
 
+    def lifecycle(self, name: str) -> Callable[[], None]:
+        """A handler for the client's lifecycle event ``name``: printed as ``-- name``."""
+
+        def handler() -> None:
+            self.console.out(paint(f"-- {name}", "dim", self.console.color_out))
+            with self.cond:
+                self.seen.append(f"-- {name}")
+                self.cond.notify_all()
+
+        return handler
+
     def wait_for(self, event_type: str) -> None:
+        """Wait until an event of that type (or ``-- name`` lifecycle event) was printed."""
+        self._wait(lambda: event_type in self.seen, f"no {event_type} event")
+
+    def wait_for_echo(self, ts: str) -> None:
+        """Wait until the ``message`` event with that ``ts`` was printed."""
+        self._wait(lambda: ts in self.seen_ts, f"the message {ts} never came back")
+
+    def _wait(self, predicate: Callable[[], bool], what: str) -> None:
         with self.cond:
-            if not self.cond.wait_for(lambda: event_type in self.seen, STEP_TIMEOUT):
+            if not self.cond.wait_for(predicate, STEP_TIMEOUT):
                 from slackrtm._cli import CliError
 
-                raise CliError(f"demo: no {event_type} event within {STEP_TIMEOUT:g} s")
+                raise CliError(f"demo: {what} within {STEP_TIMEOUT:g} s")
 
 
 def demo(args: argparse.Namespace, console: Console) -> int:
     """Run the scripted demo; 0 when every step happened."""
     from slackrtm._cli import EXIT_OK
     from slackrtm.testing import FakeSlack
+
+    def answered(count: int, what: str) -> Dict[str, Any]:
+        """Wait for the bot's ``count``-th reply and its echo (keeps the output in order)."""
+        bot.wait(lambda: len(bot.sent) >= count, what)
+        reply = bot.sent[count - 1]
+        stream.wait_for_echo(str(reply["ts"]))
+        return reply
 
     def step(title: str) -> None:
         time.sleep(args.delay)  # pacing for human eyes only; waits below are on conditions
@@ -124,17 +153,16 @@ def demo(args: argparse.Namespace, console: Console) -> int:
         rtm = RTMClient(slack.token, slack_api_url=slack.api_url)
         rtm.on("slack_event", stream.on_event)  # registered first: printed before the bot acts
         for name in ("connecting", "connected", "ready", "disconnecting", "disconnected"):
-            rtm.on(name, lambda name=name: console.out(paint(f"-- {name}", "dim",
-                                                             console.color_out)))
+            rtm.on(name, stream.lifecycle(name))
         bot = DemoBot(rtm, stream.say)
         console.out("Connecting a bot to it over RTM (the code: slackrtm/_cli_demo.py)")
         with rtm:
             rtm.start().result(STEP_TIMEOUT)
+            stream.wait_for("-- ready")  # the future resolves before the handlers have run
 
             step("alice says hello in #general")
             slack.post_message(general, "hello bot!", user=alice)
-            bot.wait(lambda: len(bot.sent) >= 1, "answer alice")
-            answer_ts = bot.sent[0]["ts"]
+            answer_ts = answered(1, "answer alice")["ts"]
 
             step("bob and carol react to the bot's answer")
             slack.add_reaction(general, answer_ts, "tada", user=bob)
@@ -145,11 +173,11 @@ def demo(args: argparse.Namespace, console: Console) -> int:
             dave = slack.add_user("dave", real_name="Dave Dawson")
             names.users[dave] = "dave"
             slack.join_channel(dave, general)
-            bot.wait(lambda: len(bot.sent) >= 2, "welcome dave")
+            answered(2, "welcome dave")
 
             step("bob asks how many reactions there were")
             slack.post_message(general, "how many reactions so far?", user=bob)
-            bot.wait(lambda: len(bot.sent) >= 3, "answer bob")
+            answered(3, "answer bob")
 
             step("alice renames #random to #watercooler")
             slack.rename_channel("random", "watercooler", user=alice)
@@ -161,7 +189,8 @@ def demo(args: argparse.Namespace, console: Console) -> int:
             stream.wait_for("presence_change")
             time.sleep(args.delay)
         counted = ", ".join(f":{k}: {v}" for k, v in bot.reactions.items())
-        console.out(f"Demo over: the bot received {len(stream.seen)} events, sent "
+        events = [e for e in stream.seen if not e.startswith("-- ")]
+        console.out(f"Demo over: the bot received {len(events)} events, sent "
                     f"{len(bot.sent)} messages and counted {counted}.")
     console.out("Next: `python -m slackrtm fake-slack` to run your own bot offline, or "
                 "`SLACK_TOKEN=xoxb-... python -m slackrtm tail` to watch a real workspace.")
