@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
@@ -137,6 +139,13 @@ def test_send_prints_the_ts_of_the_posted_message(slack: FakeSlack, cli: Any,
     (reply,) = [m for m in slack.messages("ops") if m["ts"] == ts]
     assert (reply["text"], reply["thread_ts"]) == ("in a thread", out)
 
+    piped = subprocess.run([sys.executable, "-m", "slackrtm", "send", "--token-file", "-",
+                            "C0RANDOM", "token from stdin"], cwd=str(ROOT), timeout=30,
+                           env=child_env(SLACK_API_URL=slack.api_url), input=slack.token,
+                           capture_output=True, encoding="utf-8")
+    assert piped.returncode == 0, piped.stderr
+    assert [m["ts"] for m in slack.messages("random")] == [piped.stdout.strip()]
+
 
 @pytest.mark.parametrize("args, env, pattern", [
     (("C0GENERAL", "hi"), {"SLACK_TOKEN": "xoxb-0-0-wrong"},
@@ -222,6 +231,33 @@ def test_tail_json_lines_filtered_by_type_with_colors(slack: FakeSlack, cli: Any
     proc.wait_for_line("hello", timeout=15)
     assert proc.interrupt() == 0
     assert ANSI.search(proc.out[0]) and ANSI.search(proc.err[0]), proc.describe()
+
+
+def test_tail_colors_on_a_terminal_by_default(slack: FakeSlack) -> None:
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    env = child_env(**on(slack), TERM="xterm")
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "slackrtm", "tail"], cwd=str(ROOT),
+                            env=env, stdout=follower,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    os.close(follower)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 15
+        while b"hello" not in seen and time.monotonic() < deadline:
+            if select.select([leader], [], [], 0.2)[0]:
+                seen += os.read(leader, 4096)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        os.close(leader)
+    assert b"hello" in seen and ANSI.search(seen.decode()), seen
 
 
 def test_tail_errors(slack: FakeSlack, cli: Any) -> None:
