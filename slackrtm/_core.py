@@ -27,6 +27,8 @@ from slackrtm.errors import (
     WebsocketError,
 )
 
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 
 class State(str, enum.Enum):
     """Connection states, as reported by ``RTMClient.state``."""
@@ -212,7 +214,7 @@ class Core:
         elif send.await_reply:
             send.deadline = now + self.timeouts.reply
             self.pending[send.id] = send
-        return send, json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        return send, _encode(payload)
 
     def requeue(self, send: Send) -> None:
         """Nothing of ``send`` was written: put it back first in line (it gets a new id)."""

@@ -145,6 +145,8 @@ class Run:
             apply(effects)
             if not self.future.done():
                 self.future.cancel()
+            if c._owns_web:  # leave no pooled HTTP connection behind (it reopens on demand)
+                c._web.close()
             self.torn_down.set()
             self.dispatcher.event("disconnected")
             self.dispatcher.stop()
@@ -304,6 +306,11 @@ class Run:
         loads = json.loads
         disp = self.dispatcher
         stop = self.stop
+        registry = c._registry
+
+        def raw_handlers() -> bool:
+            return bool(registry.handlers("raw_message"))
+
         while True:
             try:
                 messages = transport.read()
@@ -326,7 +333,8 @@ class Run:
                     entries.append((text, None))
                 elif "reply_to" in frame:
                     replies.append(frame)
-                    entries.append((text, False))
+                    if raw_handlers():  # replies reach only raw_message: skip when unheard
+                        entries.append((text, False))
                 elif type(frame.get("type")) is not str:
                     entries.append((text, None))
                 else:
@@ -346,9 +354,10 @@ class Run:
                 apply(effects)
             else:
                 core.last_inbound = now  # a float store: atomic, read under the lock later
-            if not disp.admit(len(entries), stop, self._pause):
-                return WebsocketError("the client is disconnecting")
-            disp.put(entries)
+            if entries:
+                if not disp.admit(len(entries), stop, self._pause):
+                    return WebsocketError("the client is disconnecting")
+                disp.put(entries)
             if reconnect is not None:
                 transport.close()
                 return WebsocketError(f"Slack sent {reconnect!r}: reconnecting")

@@ -93,6 +93,7 @@ class RTMClient:
         self._hello_timeout = hello_timeout
         self._ssl_context = ssl_context
         self._max_backlog = max_backlog
+        self._owns_web = web_client is None
         self._web = web_client if web_client is not None else WebClient(
             token, base_url=self._api_url, proxy=proxy, ssl_context=ssl_context,
             logger=logger, log_level=log_level)

@@ -345,3 +345,26 @@ def test_pause_freezes_keepalive_and_reply_deadlines() -> None:
     core.resume(101.0)
     assert core.tick(104.9) == []
     assert any(isinstance(e, PingDue) for e in core.tick(105.0))
+
+
+def test_client_frames_are_masked_and_decode_back() -> None:
+    from slackrtm._transport import client_frame
+
+    for size in (0, 1, 5, 125, 126, 65535, 65536, 70000):
+        payload = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+        frame = client_frame(payload, 0x1)
+        assert frame[0] == 0x81 and frame[1] & 0x80
+        n = frame[1] & 0x7F
+        pos = 2
+        if n == 126:
+            n = int.from_bytes(frame[2:4], "big")
+            pos = 4
+        elif n == 127:
+            n = int.from_bytes(frame[2:10], "big")
+            pos = 10
+        assert n == size
+        key = frame[pos:pos + 4]
+        body = frame[pos + 4:]
+        assert bytes(b ^ key[i % 4] for i, b in enumerate(body)) == payload
+    keys = {client_frame(b"x", 0x1)[2:6] for _ in range(2000)}
+    assert len(keys) > 1990  # fresh keys, not one reused
