@@ -197,15 +197,7 @@ class Run:
                     return
                 self.dispatcher.event("unable_to_rtm_start", err)
                 fatal = isinstance(err, PlatformError) and err.error in FATAL_ERRORS
-                if fatal or not c._auto_reconnect:
-                    self._fail(err)
-                    return
-                with c._lock:
-                    delay = c._core.attempt_failed()
-                if isinstance(err, RateLimitedError):
-                    delay = max(delay, err.retry_after)
-                self.log.warn(f"connection attempt failed: {err}")
-                if not self._wait_backoff(delay):
+                if not self._attempt_failed(err, fatal):
                     return
                 continue
             with c._lock:
@@ -225,13 +217,7 @@ class Run:
                     return
                 with c._lock:
                     c._authenticated = False
-                if not c._auto_reconnect:
-                    self._fail(err)
-                    return
-                with c._lock:
-                    delay = c._core.attempt_failed()
-                self.log.warn(f"connection attempt failed: {err}")
-                if not self._wait_backoff(delay):
+                if not self._attempt_failed(err, fatal=False):
                     return
                 continue
             with c._lock:
@@ -262,6 +248,21 @@ class Run:
                 delay = c._core.reconnect_delay()
             if not self._wait_backoff(delay):
                 return
+
+    def _attempt_failed(self, err: SlackRTMError, fatal: bool) -> bool:
+        """A connection attempt failed: give up, or wait out the backoff.
+
+        Returns True when the next attempt should start.
+        """
+        if fatal or not self.c._auto_reconnect:
+            self._fail(err)
+            return False
+        with self.c._lock:
+            delay = self.c._core.attempt_failed()
+        if isinstance(err, RateLimitedError):
+            delay = max(delay, err.retry_after)
+        self.log.warn(f"connection attempt failed: {err}")
+        return self._wait_backoff(delay)
 
     def _wait_backoff(self, delay: float) -> bool:
         if not self._move(State.RECONNECTING):

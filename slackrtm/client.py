@@ -17,6 +17,7 @@ import requests.utils
 from slackrtm._backoff import Backoff
 from slackrtm._core import Core, Resolve, State, Timeouts
 from slackrtm._dispatch import Registry
+from slackrtm._http import parse_proxy
 from slackrtm._log import Log, LogLevel
 from slackrtm._run import Run, apply
 from slackrtm.errors import KeepAliveConfigError, SendWhileDisconnectedError
@@ -26,16 +27,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_API_URL = "https://slack.com/api/"
 
 
-def parse_proxy(proxy: str) -> Tuple[str, int, Optional[Tuple[str, str]]]:
-    """Split ``http://[user:pass@]host:port`` into ``(host, port, auth)``."""
-    parts = urlsplit(proxy)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ValueError("only http:// proxies are supported, as http://[user:pass@]host:port "
-                         f"(got a {parts.scheme or 'schemeless'} proxy URL)")
+def _proxy_tuple(proxy: str, *, strict: bool) -> Tuple[str, int, Optional[Tuple[str, str]]]:
+    """``(host, port, auth)`` of a proxy URL: strict for an explicit ``proxy=``, lenient
+    (any scheme, default port) for one from the environment."""
+    if strict:
+        cfg = parse_proxy(proxy)
+        return cfg.host, cfg.port, cfg.auth
+    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
     auth = None
     if parts.username is not None:
         auth = (unquote(parts.username), unquote(parts.password or ""))
-    return parts.hostname, parts.port or 80, auth
+    default = 443 if parts.scheme == "https" else 80
+    return parts.hostname or "", parts.port or default, auth
 
 
 class _Terminate(BaseException):
@@ -83,7 +86,7 @@ class RTMClient:
                 raise ValueError(f"{name} must be > 0, got {value!r}")
         if max_backlog < 1:
             raise ValueError(f"max_backlog must be >= 1, got {max_backlog!r}")
-        self._proxy = parse_proxy(proxy) if proxy is not None else None
+        self._proxy = _proxy_tuple(proxy, strict=True) if proxy is not None else None
         self._log = Log(log_level, logger, secrets=(token,))
         if self._proxy is not None and self._proxy[2] is not None:
             self._log.add_secret(self._proxy[2][1])
@@ -322,5 +325,5 @@ def ws_proxy(explicit: Optional[Tuple[str, int, Any]], url: str
     if explicit is not None:
         return explicit
     env = _environ_proxy(url)
-    return parse_proxy(env) if env else None
+    return _proxy_tuple(env, strict=False) if env else None
 
