@@ -54,6 +54,11 @@ class RTMClient:
         rtm.on("message", lambda event: print(event["text"]))
         rtm.start().result(timeout=30)
         print(rtm.send_message("hi", channel_id).result()["ts"])
+
+    Besides the arguments of the API contract, ``max_backlog`` (default 10,000) bounds the
+    events read but not yet handled: when handlers fall that far behind, the client stops
+    reading the socket until they catch up (TCP back-pressure; nothing is dropped), and
+    keep-alive and reply deadlines stand still meanwhile.
     """
 
     def __init__(
