@@ -114,10 +114,17 @@ def _reason(message: str) -> str:
     found = re.search(r"\[Errno -?\d+\] ([^\"')\]]+)", message)
     if found:
         return found.group(1).strip()
-    for pattern in ("timed out", "Name or service not known", "certificate verify failed"):
+    for pattern, reason in (("certificate verify failed", "certificate verify failed"),
+                            ("timed out", "timed out"),
+                            ("Name or service not known", "unknown host name"),
+                            ("nodename nor servname", "unknown host name"),
+                            ("RemoteDisconnected", "the server closed the connection"),
+                            ("Connection aborted", "the connection was aborted"),
+                            ("Connection reset", "the connection was reset")):
         if pattern.lower() in message.lower():
-            return pattern
-    return message.split(" (", 1)[0]
+            return reason
+    inner = re.search(r"\((.+)\)$", message)
+    return (inner.group(1) if inner else message)[:160]
 
 
 def explain(exc: BaseException, api_url: str) -> str:
@@ -196,13 +203,16 @@ def client_options(args: argparse.Namespace, console: Console) -> Dict[str, Any]
 
 
 def run_until_stopped(rtm: RTMClient) -> None:
-    """``run_forever()``, with a Ctrl-C during ``start()`` also ending cleanly."""
+    """``run_forever()``; a Ctrl-C at any moment, even before it is entered, disconnects.
+
+    The client's threads keep the process alive, so a KeyboardInterrupt must never leave
+    this function with the client still running.
+    """
     try:
         rtm.start()
+        rtm.run_forever()
     except KeyboardInterrupt:
         rtm.disconnect()
-        return
-    rtm.run_forever()
 
 
 # -- tail --------------------------------------------------------------------------------
@@ -228,11 +238,21 @@ def cmd_tail(args: argparse.Namespace, console: Console) -> int:
         if not console.out(line):  # stdout closed, e.g. piped into `head`
             rtm.disconnect()
 
-    rtm.on("connecting", lambda: console.note(f"connecting to {api_url}"))
-    rtm.on("ready", lambda: console.note(
-        f"connected to {who.get('team')} as {who.get('user')} ({rtm.active_user_id}); "
-        "listening, Ctrl-C to stop", "green"))
-    rtm.on("reconnecting", lambda: console.note("connection lost: reconnecting", "yellow"))
+    was_ready = [False]  # handlers run one at a time: no lock needed
+    rtm.once("connecting", lambda: console.note(f"connecting to {api_url}"))
+
+    @rtm.on("ready")
+    def on_ready() -> None:
+        was_ready[0] = True
+        console.note(f"connected to {who.get('team')} as {who.get('user')} "
+                     f"({rtm.active_user_id}); listening, Ctrl-C to stop", "green")
+
+    @rtm.on("reconnecting")
+    def on_reconnecting() -> None:
+        lost, was_ready[0] = was_ready[0], False
+        console.note("connection lost: reconnecting" if lost
+                     else "connection attempt failed: retrying", "yellow")
+
     rtm.on("unable_to_rtm_start", lambda exc: console.note(
         f"could not connect: {explain(exc, api_url)}", "yellow"))
     try:

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator, List, Tuple
@@ -258,6 +259,22 @@ def test_tail_colors_on_a_terminal_by_default(slack: FakeSlack) -> None:
             proc.wait(5)
         os.close(leader)
     assert b"hello" in seen and ANSI.search(seen.decode()), seen
+
+
+def test_ctrl_c_before_run_forever_is_entered_still_disconnects(
+        slack: FakeSlack, monkeypatch: pytest.MonkeyPatch) -> None:
+    from slackrtm import RTMClient
+    from slackrtm._cli import run_until_stopped
+
+    rtm = RTMClient(slack.token, slack_api_url=slack.api_url)
+
+    def interrupted() -> None:  # Ctrl-C lands between start() and run_forever()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rtm, "run_forever", interrupted)
+    run_until_stopped(rtm)
+    assert rtm.state == "disconnected"
+    assert not [t for t in threading.enumerate() if t.name.startswith("slackrtm-")]
 
 
 def test_tail_errors(slack: FakeSlack, cli: Any) -> None:
