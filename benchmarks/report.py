@@ -129,7 +129,7 @@ def render(data: Dict[str, Any]) -> str:
         p50 = res.median(c, "send", "p50_ms")
         rows.append([c, _fmt(p50, "{:.3f}"), _fmt(res.median(c, "send", "p99_ms"), "{:.3f}"),
                      _fmt(_ratio(p50, bare_p50), "{:.2f}x"),
-                     _fmt(res.median(c, "sendmt", "sends_per_s")),
+                     _sendmt(res, c),
                      _drop(res, c),
                      _halfopen(res, c),
                      _fmt(_median([r.get("ready_s") for r in res.runs
@@ -166,6 +166,15 @@ def _paced_cpu(res: Results, client: str) -> Optional[float]:
     vals = [r["cpu_s"] / r["seconds"] * 100 for r in res.select(client, "paced")
             if r["status"] == "ok" and r.get("seconds")]
     return _median(vals)
+
+
+def _sendmt(res: Results, client: str) -> str:
+    runs = res.select(client, "sendmt")
+    if not runs:
+        return "n/a"
+    bad = [r for r in runs if r["status"] != "ok" or r.get("error")]
+    text = _fmt(_median([r.get("sends_per_s") for r in runs if r not in bad]))
+    return text + (f" ({len(bad)}/{len(runs)} runs stalled)" if bad else "")
 
 
 def _drop(res: Results, client: str) -> str:

@@ -126,8 +126,8 @@ class Runner:
                       round=job["round"], wall_s=time.monotonic() - job["t0"], opts=job["opts"])
         self.runs.append(result)
         flag = "" if status == "ok" else f"  [{status}] {' | '.join(result['stderr'])[:200]}"
-        print(f"  r{job['round']} {job['scenario']:9} {job['client']:12} {_brief(result)}{flag}",
-              flush=True)
+        label = job["scenario"] if not job["opts"].get("pace") else f"@{job['opts']['pace']:g}/s"
+        print(f"  r{job['round']} {label:9} {job['client']:12} {_brief(result)}{flag}", flush=True)
         return result
 
     def worker(self, client: str, scenario: str, timeout: float, rnd: int,
@@ -271,9 +271,10 @@ def once(runner: Runner, clients: List[str], scenarios: List[str], sizes: Dict[s
         for job in jobs:
             runner.finish(job)
     if "memory" in scenarios:
-        print("RSS over a long flood (burst; paced for clients that lose events in bursts)")
+        print("RSS over a long flood (burst; paced at half the paced rate for clients that"
+              " lose events in bursts)")
         for client in clients:
-            pace = args.pace if client in failed else 0
+            pace = args.pace / 2 if client in failed else 0
             runner.worker(client, "memory", sizes["mem_events"] / 5000 + 60, 0,
                           mem_events=sizes["mem_events"], warm_events=sizes["warm_events"],
                           pace=pace)

@@ -69,11 +69,19 @@ def sendmt(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, Any
     errors: List[str] = []
     ts: List[str] = []
 
+    failures: Dict[str, int] = {}
+
     def worker(k: int) -> None:
         barrier.wait()
         futures = [client.submit(f"t{k} m{i}") for i in range(total // threads)]
+        deadline = time.monotonic() + args.timeout
         for i, fut in enumerate(futures):
-            reply = fut.result(args.timeout)
+            try:
+                reply = fut.result(max(0.0, deadline - time.monotonic()))
+            except BaseException as exc:  # a timeout here: the future is still pending
+                name = type(exc).__name__
+                failures[name] = failures.get(name, 0) + 1
+                continue
             if reply.get("text") != f"t{k} m{i}":
                 errors.append(repr(reply))
             ts.append(reply["ts"])
@@ -86,9 +94,13 @@ def sendmt(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, Any
     for t in pool:
         t.join()
     elapsed = time.perf_counter() - t0
-    return {"sends": len(ts), "threads": threads, "seconds": elapsed,
-            "sends_per_s": len(ts) / elapsed, "bad_replies": len(errors),
-            "unique_ts": len(set(ts))}
+    out: Dict[str, Any] = {"sends": len(ts), "threads": threads, "seconds": elapsed,
+                           "sends_per_s": len(ts) / elapsed, "bad_replies": len(errors),
+                           "unique_ts": len(set(ts)), "failures": failures}
+    if failures or len(ts) != total // threads * threads:
+        out["error"] = f"{total - len(ts)} of {total} sends not answered: {failures}"
+        out["server_received"] = ctl("stats").get("received")
+    return out
 
 
 def _until(pred: Callable[[], bool], timeout: float) -> bool:
