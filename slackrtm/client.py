@@ -234,8 +234,8 @@ class RTMClient:
             return run.torn_down.wait(timeout)
         return run.finished.wait(timeout)
 
-    def run_forever(self) -> None:
-        """Start if needed, then block until disconnected.
+    def run_forever(self, **rtm_args: Any) -> None:
+        """Start if needed (``rtm_args`` as for :meth:`start`), then block until disconnected.
 
         Ctrl-C or SIGTERM (on the main thread) disconnect cleanly and return. When the run
         ends for another reason than ``disconnect()``, the error that ended it is raised.
@@ -249,7 +249,7 @@ class RTMClient:
         try:
             run = self._run
             if run is None or run.stopping:
-                self.start()
+                self.start(**rtm_args)
                 run = self._run
             assert run is not None
             while not run.finished.wait(1.0):

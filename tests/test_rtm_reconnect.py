@@ -354,3 +354,12 @@ def test_slow_handler_keeps_keepalive_and_replies_working(slack: FakeSlack,
     after = rtm.send_message("after", slack.channel_id("general"))
     assert after.result(timeout=5)["ok"]
     assert rec.of("reconnecting") == [] and slack.connect_count == 1
+
+
+def test_run_forever_passes_rtm_args(slack: FakeSlack, make: Make) -> None:
+    rtm = make()
+    rtm.once("ready", lambda: rtm.disconnect())
+    rtm.run_forever(batch_presence_aware=True)
+    (call,) = slack.wait_for_call("rtm.connect")
+    assert call.params.get("batch_presence_aware") in ("true", "1")
+    assert rtm.state == "disconnected"
