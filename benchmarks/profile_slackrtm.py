@@ -114,8 +114,8 @@ def summarise_cprofile(path: str, top: int = 18) -> List[str]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--events", type=int, default=300_000)
-    p.add_argument("--sends", type=int, default=5000)
-    p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    p.add_argument("--sends", type=int, default=20000)
+    p.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
     p.add_argument("--out", default=os.path.join(HERE, "results", "profile-raw"))
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
