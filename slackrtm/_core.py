@@ -216,13 +216,26 @@ class Core:
             self.pending[send.id] = send
         return send, _encode(payload)
 
-    def requeue(self, send: Send) -> None:
-        """Nothing of ``send`` was written: put it back first in line (it gets a new id)."""
-        self.pending.pop(send.id, None)
+    def requeue(self, send: Send, stopping: bool = False) -> Optional[Resolve]:
+        """Nothing of ``send`` was written (the connection was already torn down): put it
+        back first in line, with a new id to come. A send that a connection loss already
+        failed is dropped (never resent), and one the client stopped for meanwhile fails.
+        """
+        if send.await_reply and send.future is not None \
+                and self.pending.pop(send.id, None) is None:
+            return None  # connection_lost / drop_all already failed it
         if send.type == "ping" and send.future is None:
-            self.ping_id = None
+            if self.ping_id == send.id:
+                self.ping_id = None
+            return None  # a ping for a dead connection is worthless
+        if stopping or not self.started:
+            if send.future is None:
+                return None
+            return Resolve(send.future, error=SendWhileDisconnectedError(
+                f"the client disconnected before this {send.type!r} event could be sent"))
         send.id = 0
         self.outbox.appendleft(send)
+        return None
 
     def written(self, send: Send) -> Optional[Resolve]:
         """The send was written; a send that awaits no reply is complete."""

@@ -106,8 +106,12 @@ class Dispatcher:
         self.thread_ident: Optional[int] = None
 
     # ------------------------------------------------------------- producer side
-    def put(self, entries: List[Entry]) -> None:
-        """Queue entries for dispatch, in order."""
+    def put(self, entries: List[Entry], force: int = 0) -> None:
+        """Queue entries for dispatch, in order; ``force`` frames are counted in although
+        :meth:`admit` refused them (they were read from a connection now gone)."""
+        if force:
+            with self._room:
+                self._backlog += force
         if entries:
             self._q.put(entries)
 
@@ -115,12 +119,12 @@ class Dispatcher:
         """Queue one lifecycle event."""
         self._q.put([(None, name, args)])
 
-    def admit(self, frames: int, stop: threading.Event,
+    def admit(self, frames: int, give_up: Callable[[], bool],
               on_pause: Callable[[bool], None]) -> bool:
         """Count ``frames`` in; while the backlog is full, wait (back-pressure on the socket).
 
         ``on_pause(True)`` is called before waiting and ``on_pause(False)`` after.
-        Returns False if ``stop`` was set while waiting.
+        Returns False, counting nothing in, when ``give_up()`` turns true while waiting.
         """
         with self._room:
             if self._backlog < self.max_backlog:
@@ -130,7 +134,7 @@ class Dispatcher:
         try:
             with self._room:
                 while self._backlog >= self.max_backlog:
-                    if stop.is_set():
+                    if give_up():
                         return False
                     self._room.wait(0.25)
                 self._backlog += frames

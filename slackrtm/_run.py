@@ -18,11 +18,11 @@ import json
 import threading
 import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from slackrtm._core import RECONNECT_EVENTS, PingDue, Resolve, State, Teardown
 from slackrtm._dispatch import Dispatcher, Entry
-from slackrtm._transport import NotWritten, Transport, safe_url
+from slackrtm._transport import NotWritten, Transport, abort_handshake, safe_url
 from slackrtm.errors import (
     PlatformError,
     RateLimitedError,
@@ -81,8 +81,12 @@ class Run:
         self.wake_writer = threading.Event()
         self.write_lock = threading.Lock()
         self.dispatcher = Dispatcher(client._registry, self.log, client._max_backlog)
+        self.threads_started = threading.Event()  # start() finished starting them
+        self.connecting_ws: Any = None  # the websocket-client object during a handshake
+        self.previous_dispatcher: Optional[threading.Thread] = None
         self.threads = {
-            role: threading.Thread(target=target, name=f"slackrtm-{role}", daemon=False)
+            role: threading.Thread(target=_ours(target), name=f"slackrtm-{role}",
+                                   daemon=False)
             for role, target in (("reader", self._reader_main),
                                  ("dispatcher", self._dispatcher_main),
                                  ("keepalive", self._keepalive_main),
@@ -91,8 +95,11 @@ class Run:
 
     def start_threads(self) -> None:
         """Start every thread this run will need (none is created later)."""
-        for thread in self.threads.values():
-            thread.start()
+        try:
+            for thread in self.threads.values():
+                thread.start()
+        finally:
+            self.threads_started.set()
 
     # ================================================================ shutdown
     def shutdown(self, error: Optional[BaseException], timeout: Optional[float],
@@ -114,6 +121,7 @@ class Run:
                     c._core.transition(State.DISCONNECTING)
                 transport = self.transport
                 scope = self.http_scope
+                handshaking = self.connecting_ws
         me = threading.current_thread()
         if first:
             if error is not None:
@@ -126,13 +134,17 @@ class Run:
                     scope.abort()
                 except Exception as exc:  # abandoning the call is all that matters
                     self.log.debug(f"aborting the in-flight HTTP call failed: {exc}")
+            if handshaking is not None:
+                abort_handshake(handshaking)
             if transport is not None:
-                if explicit:
-                    transport.close()  # a close frame, best effort, then teardown
+                if explicit:  # a close frame, best effort, then teardown
+                    transport.close(wait=min(0.2, _remaining(deadline) or 0.0))
                 else:
                     transport.abort()
             self.kick.set()
             self.wake_writer.set()
+        if me.name.startswith("slackrtm-") or self.threads_started.wait(_remaining(deadline)):
+            pass  # start() is done starting the threads (or this is one of them)
         for role in ("reader", "writer", "keepalive"):
             thread = self.threads[role]
             if thread is not me and thread.ident is not None:
@@ -151,7 +163,9 @@ class Run:
             self.dispatcher.event("disconnected")
             self.dispatcher.stop()
         dispatcher = self.threads["dispatcher"]
-        if join_dispatcher and dispatcher is not me and dispatcher.ident is not None:
+        if dispatcher.ident is None:  # never started: nobody else will say it is over
+            self.finished.set()
+        elif join_dispatcher and dispatcher is not me:
             dispatcher.join(_remaining(deadline))
 
     def _fail(self, error: BaseException) -> None:
@@ -211,16 +225,19 @@ class Run:
             try:
                 transport = Transport.open(url, timeout=c._hello_timeout,
                                            proxy=c._ws_proxy(url),
-                                           ssl_context=c._ssl_context)
+                                           ssl_context=c._ssl_context,
+                                           publish=self._publish_handshake)
             except WebsocketError as err:
+                with c._lock:
+                    self.connecting_ws = None
+                    c._authenticated = False
                 if self.stop.is_set():
                     return
-                with c._lock:
-                    c._authenticated = False
                 if not self._attempt_failed(err, fatal=False):
                     return
                 continue
             with c._lock:
+                self.connecting_ws = None
                 if self.stop.is_set():
                     transport.release()
                     return
@@ -248,6 +265,14 @@ class Run:
                 delay = c._core.reconnect_delay()
             if not self._wait_backoff(delay):
                 return
+
+    def _publish_handshake(self, ws: Any) -> None:
+        """Called by Transport.open before connecting, so that shutdown can abort it."""
+        with self.c._lock:
+            self.connecting_ws = ws
+            stopping = self.stop.is_set()
+        if stopping:
+            abort_handshake(ws)
 
     def _attempt_failed(self, err: SlackRTMError, fatal: bool) -> bool:
         """A connection attempt failed: give up, or wait out the backoff.
@@ -319,6 +344,7 @@ class Run:
                 return err
             now = monotonic()
             entries: List[Entry] = []
+            ready_at = -1
             replies: List[Dict[str, Any]] = []
             reconnect: Optional[str] = None
             for text, payload in messages:
@@ -343,6 +369,7 @@ class Run:
                     etype = frame["type"]
                     if etype == "hello":
                         if self._hello():
+                            ready_at = len(entries)
                             entries.append((None, "ready", ()))
                     elif etype in RECONNECT_EVENTS:
                         reconnect = etype
@@ -356,8 +383,13 @@ class Run:
             else:
                 core.last_inbound = now  # a float store: atomic, read under the lock later
             if entries:
-                if not disp.admit(len(entries), stop, self._pause):
-                    return WebsocketError("the client is disconnecting")
+                frames = len(entries) - (ready_at >= 0)
+                if not disp.admit(frames, lambda: stop.is_set() or transport.closed,
+                                  self._pause):
+                    if stop.is_set():
+                        return WebsocketError("the client is disconnecting")
+                    disp.put(entries, force=frames)  # torn down while paused: keep them
+                    return WebsocketError(f"the connection to {transport.host} was closed")
                 disp.put(entries)
             if reconnect is not None:
                 transport.close()
@@ -394,6 +426,13 @@ class Run:
 
     # ================================================================ dispatcher
     def _dispatcher_main(self) -> None:
+        previous = self.previous_dispatcher
+        # a restart from a handler: the old run's dispatcher finishes its events first,
+        # so handlers never run on two threads at once and disconnected comes before
+        # the new run's connecting
+        while previous is not None and previous.is_alive() and not self.stop.is_set():
+            previous.join(0.5)
+        self.previous_dispatcher = None
         try:
             self.dispatcher.run()
         finally:
@@ -419,7 +458,8 @@ class Run:
                     elif isinstance(e, Teardown):
                         self.log.warn(f"tearing the connection down: {e.reason}")
                         with c._lock:
-                            self.teardown_reason = e.reason
+                            if self.transport is transport:
+                                self.teardown_reason = e.reason
                         if transport is not None:
                             transport.abort()
                     elif isinstance(e, PingDue):
@@ -445,20 +485,24 @@ class Run:
                 self.stop.wait(1.0)
 
     def pump_or_wake(self) -> None:
-        """Write queued sends now, on this thread, unless this is the reader thread."""
-        if threading.current_thread() is self.threads["reader"]:
+        """Write queued sends now on this (user) thread. On the client's own threads, wake
+        the writer instead: they must never block on a full socket, and no future is
+        completed on the dispatcher."""
+        if getattr(_local, "ours", False):
             self.wake_writer.set()
         else:
             self.pump()
 
     def pump(self) -> None:
         """Write every writable queued send, in order. Never blocks waiting for the lock:
-        the thread holding it writes what others queued meanwhile."""
+        the thread holding it writes what others queued meanwhile. Futures are completed
+        after the lock is released."""
         c = self.c
         core = c._core
         while True:
             if not self.write_lock.acquire(blocking=False):
                 return
+            done: List[Resolve] = []
             try:
                 while True:
                     with c._lock:
@@ -473,27 +517,42 @@ class Run:
                         self.kick.set()  # its reply deadline comes before the timer's wake
                     try:
                         transport.send_text(text)
-                    except NotWritten:
-                        with c._lock:  # nothing left: it goes out on the next connection
-                            core.requeue(send)
-                        return
+                    except NotWritten:  # torn down first: not a byte of it went out
+                        with c._lock:
+                            effect = core.requeue(send, stopping=self.stopping)
                     except WebsocketError as err:
                         with c._lock:
                             effect = core.write_failed(send, err)
-                            self.teardown_reason = err
-                        if effect is not None:
-                            apply([effect])
+                            if self.transport is transport:
+                                self.teardown_reason = err
                         transport.abort()
-                        return
-                    with c._lock:
-                        effect = core.written(send)
+                    else:
+                        with c._lock:
+                            effect = core.written(send)
+                        if effect is not None:
+                            done.append(effect)
+                        continue
                     if effect is not None:
-                        apply([effect])
+                        done.append(effect)
+                    break
             finally:
                 self.write_lock.release()
+            apply(done)
             with c._lock:
-                if not core.writable() or self.transport is None:
+                transport = self.transport
+                if not core.writable() or transport is None or transport.closed:
                     return
+
+
+_local = threading.local()
+
+
+def _ours(target: Callable[[], None]) -> Callable[[], None]:
+    """Mark the thread running ``target`` as one of the client's own."""
+    def run() -> None:
+        _local.ours = True
+        target()
+    return run
 
 
 def _remaining(deadline: Optional[float]) -> Optional[float]:

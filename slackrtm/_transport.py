@@ -14,7 +14,7 @@ import socket
 import ssl
 import struct
 import threading
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 import websocket
@@ -81,6 +81,16 @@ def client_frame(payload: bytes, opcode: int) -> bytes:
     return head + key + masked
 
 
+def abort_handshake(ws: Any) -> None:
+    """Interrupt a handshake in progress on another thread (its socket, once it has one)."""
+    sock = getattr(ws, "sock", None)
+    if sock is not None:
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def safe_url(url: str) -> str:
     """The URL reduced to scheme and host: its path and query carry a one-time ticket."""
     parts = urlsplit(url)
@@ -106,8 +116,13 @@ class Transport:
 
     @classmethod
     def open(cls, url: str, *, timeout: float, proxy: Optional[Tuple[str, int, Any]],
-             ssl_context: Optional[ssl.SSLContext]) -> Transport:
-        """Open a connection to ``url``; ``proxy`` is ``(host, port, auth)`` or None (direct)."""
+             ssl_context: Optional[ssl.SSLContext],
+             publish: Optional[Callable[[Any], None]] = None) -> Transport:
+        """Open a connection to ``url``; ``proxy`` is ``(host, port, auth)`` or None (direct).
+
+        ``publish`` gets the websocket-client object before the connection starts, so
+        another thread can interrupt the handshake with :func:`abort_handshake`.
+        """
         options: dict[str, Any] = {
             "timeout": timeout,
             "skip_utf8_validation": True,
@@ -124,8 +139,15 @@ class Transport:
         else:
             options["http_no_proxy"] = ["*"]
         host = safe_url(url)
+        ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=False,
+                                 sockopt=options.pop("sockopt"),
+                                 sslopt=options.pop("sslopt", None))
+        options.pop("skip_utf8_validation")
+        options.pop("enable_multithread")
+        if publish is not None:
+            publish(ws)
         try:
-            ws = websocket.create_connection(url, **options)
+            ws.connect(url, **options)  # type: ignore[no-untyped-call,unused-ignore]
         except websocket.WebSocketBadStatusException as exc:
             status = getattr(exc, "status_code", "?")
             raise WebsocketError(f"WebSocket handshake with {host} refused: HTTP {status}") \
@@ -152,8 +174,8 @@ class Transport:
         except (OSError, websocket.WebSocketException) as exc:
             raise WebsocketError(f"writing to {self.host} failed: {_describe(exc)}") from None
 
-    def _send_control(self, payload: bytes, opcode: int) -> None:
-        if self._send_lock.acquire(timeout=1.0):
+    def _send_control(self, payload: bytes, opcode: int, wait: float = 1.0) -> None:
+        if self._send_lock.acquire(timeout=wait):
             try:
                 self._sock.sendall(client_frame(payload, opcode))
             except OSError:
@@ -307,10 +329,11 @@ class Transport:
         except OSError:
             pass
 
-    def close(self) -> None:
-        """Send a close frame (best effort, without waiting for the answer), then abort."""
+    def close(self, wait: float = 1.0) -> None:
+        """Send a close frame (best effort, waiting at most ``wait`` s for a writer to finish,
+        never for the answer), then abort."""
         if not self._closed.is_set():
-            self._send_control(_U16.pack(1000), OP_CLOSE)
+            self._send_control(_U16.pack(1000), OP_CLOSE, wait)
         self.abort()
 
     @property

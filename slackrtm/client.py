@@ -20,7 +20,7 @@ from slackrtm._dispatch import Registry
 from slackrtm._http import parse_proxy
 from slackrtm._log import Log, LogLevel
 from slackrtm._run import Run, apply
-from slackrtm.errors import KeepAliveConfigError, SendWhileDisconnectedError
+from slackrtm.errors import KeepAliveConfigError, SendWhileDisconnectedError, WebsocketError
 from slackrtm.web import WebClient
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -206,13 +206,16 @@ class RTMClient:
                 raise RuntimeError(f"cannot start while {self._core.state.value}: a "
                                    "disconnect() is still finishing")
             run = Run(self, dict(rtm_args))
+            if previous is not None:
+                run.previous_dispatcher = previous.threads["dispatcher"]
             self._core.start()
             self._run = run
         run.dispatcher.event("connecting")
         try:
             run.start_threads()
         except RuntimeError as exc:  # e.g. "can't create new thread at interpreter shutdown"
-            run.shutdown(exc, timeout=5.0, explicit=False)
+            err = WebsocketError(f"could not start the client's threads: {exc}")
+            run.shutdown(err, timeout=5.0, explicit=False)
         return run.future
 
     def disconnect(self, timeout: Optional[float] = 10.0) -> None:

@@ -188,7 +188,7 @@ def test_write_failure_and_requeue() -> None:
     fut: Future[Any] = Future()
     core.submit("message", {"text": "a"}, True, fut)
     send, _ = core.next_write(0.0)  # type: ignore[misc]
-    core.requeue(send)  # nothing written: goes out again, with a new id
+    assert core.requeue(send) is None  # nothing written: goes out again, with a new id
     send2, text = core.next_write(0.0)  # type: ignore[misc]
     assert send2 is send and json.loads(text)["id"] == 2
     eff = core.write_failed(send2, OSError("broken pipe"))
@@ -368,3 +368,21 @@ def test_client_frames_are_masked_and_decode_back() -> None:
         assert bytes(b ^ key[i % 4] for i, b in enumerate(body)) == payload
     keys = {client_frame(b"x", 0x1)[2:6] for _ in range(2000)}
     assert len(keys) > 1990  # fresh keys, not one reused
+
+
+def test_requeue_never_resends_a_failed_send_and_fails_when_stopped() -> None:
+    core = ready_core()
+    lost: Future[Any] = Future()
+    core.submit("message", {"text": "a"}, True, lost)
+    send, _ = core.next_write(0.0)  # type: ignore[misc]
+    apply(core.connection_lost(WebsocketError("gone")))  # fails it before requeue
+    assert core.requeue(send) is None and not core.outbox
+    assert isinstance(lost.exception(), NoReplyReceivedError)
+
+    core = ready_core()
+    typing: Future[Any] = Future()
+    core.submit("typing", {"channel": "C1"}, False, typing)
+    send, _ = core.next_write(0.0)  # type: ignore[misc]
+    eff = core.requeue(send, stopping=True)
+    assert eff is not None and isinstance(eff.error, SendWhileDisconnectedError)
+    assert not core.outbox

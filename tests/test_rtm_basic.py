@@ -389,3 +389,78 @@ def test_futures_resolve_off_the_dispatcher(slack: FakeSlack, make: Make) -> Non
     fut.result(timeout=5)
     wait_until(lambda: where, what="callback")
     assert where[0] != "slackrtm-dispatcher"
+
+
+def test_restart_from_a_handler_keeps_one_dispatcher_and_event_order(
+        slack: FakeSlack, make: Make) -> None:
+    rtm = make()
+    rec = Recorder().attach(rtm, *LIFECYCLE)
+    threads: List[str] = []
+    rtm.on("ready", lambda: threads.append(threading.current_thread().name))
+
+    @rtm.once("reaction_added")
+    def restart(event: Dict[str, Any]) -> None:
+        rtm.disconnect()
+        rtm.start()
+
+    rtm.start().result(timeout=5)
+    slack.inject({"type": "reaction_added"})
+    rec.wait_for("ready", 2)
+    assert rec.names() == ["connecting", "authenticated", "connected", "ready",
+                           "disconnecting", "disconnected",
+                           "connecting", "authenticated", "connected", "ready"]
+
+
+def test_backlog_counts_frames_only(slack: FakeSlack, make: Make) -> None:
+    rtm = make(max_backlog=1)
+    rec = Recorder().attach(rtm, "message")
+    for _ in range(3):
+        rtm.start().result(timeout=5)
+        slack.post_message(slack.channel_id("general"), "hi")
+        rec.wait_for("message", len(rec.of("message")) + 1)
+        rtm.disconnect()
+
+
+def test_disconnect_interrupts_a_hanging_handshake(slack: FakeSlack, make: Make) -> None:
+    import time
+
+    slack.hang_handshake = True
+    rtm = make(hello_timeout=8.0, client_ping_timeout=10.0, server_pong_timeout=5.0)
+    rtm.start()
+    wait_until(lambda: slack.handshake_attempts >= 1, what="the handshake to start")
+    t0 = time.monotonic()
+    rtm.disconnect(timeout=5.0)
+    assert time.monotonic() - t0 < 1.0
+    assert not client_threads() and rtm.state == "disconnected"
+
+
+def test_disconnect_respects_its_timeout_with_a_stuck_writer(slack: FakeSlack,
+                                                            make: Make) -> None:
+    import time
+
+    rtm = make(client_ping_timeout=30.0, server_pong_timeout=10.0)
+    rtm.start().result(timeout=5)
+    slack.freeze()  # the server stops reading: big writes end up blocked in sendall
+    big = "x" * 1_000_000
+    futs: List[Future[Any]] = []
+    sender = threading.Thread(target=lambda: futs.extend(
+        rtm.send_message(big, slack.channel_id("general")) for _ in range(40)))
+    sender.start()
+    run = rtm._run
+    assert run is not None and run.transport is not None
+    send_lock = run.transport._send_lock
+
+    def stuck() -> bool:  # the same write holds the lock across 0.2 s: it is blocked
+        n = len(futs)
+        if not send_lock.locked():
+            return False
+        time.sleep(0.2)
+        return send_lock.locked() and len(futs) == n
+
+    wait_until(stuck, what="a write blocked on the full socket")
+    t0 = time.monotonic()
+    rtm.disconnect(timeout=1.0)
+    assert time.monotonic() - t0 < 1.5
+    sender.join(5)
+    assert not sender.is_alive() and len(futs) == 40
+    assert all(f.done() for f in futs)
