@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 from typing import Any, Callable, Dict, List
 
@@ -23,6 +22,7 @@ from tests.test_reliability_support import (
     FlakyRelay,
     LeakCheck,
     Ledger,
+    Senders,
     Streams,
     partial_frame,
 )
@@ -34,39 +34,6 @@ Make = Callable[..., RTMClient]
 FAULTS = ["reset", "fin", "close", "mid_frame", "mid_header", "between_send_and_reply",
           "before_hello", "handshake_refused", "rtm_connect_reset_request",
           "rtm_connect_reset_response", "rtm_connect_500", "goodbye"]
-
-
-class Senders:
-    """Threads sending messages throughout; each keeps ``depth`` sends in flight."""
-
-    def __init__(self, rtm: RTMClient, ledger: Ledger, channel: str, n: int = 4,
-                 depth: int = 3) -> None:
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, name=f"sender-{t}",
-                                         args=(rtm, ledger, channel, f"t{t}", depth))
-                        for t in range(n)]
-        for t in self.threads:
-            t.start()
-
-    def _run(self, rtm: RTMClient, ledger: Ledger, channel: str, tag: str,
-             depth: int) -> None:
-        window: List[Any] = []
-        i = 0
-        while not self.stop.is_set():
-            window.append(ledger.send(rtm, f"{tag}-{i}", channel))
-            i += 1
-            if len(window) >= depth:
-                # wait for the oldest (with a deadline: it may be held for a reconnect)
-                try:
-                    window.pop(0).exception(timeout=0.2)
-                except TimeoutError:
-                    pass
-
-    def join(self) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(10)
-            assert not t.is_alive()
 
 
 def cut(slack: FakeSlack, relay: FlakyRelay, kind: str, rng: random.Random,

@@ -201,6 +201,39 @@ class Ledger:
         return self.outcomes()
 
 
+class Senders:
+    """Threads sending messages throughout; each keeps ``depth`` sends in flight."""
+
+    def __init__(self, rtm: RTMClient, ledger: Ledger, channel: str, n: int = 4,
+                 depth: int = 3) -> None:
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, name=f"sender-{t}",
+                                         args=(rtm, ledger, channel, f"t{t}", depth))
+                        for t in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, rtm: RTMClient, ledger: Ledger, channel: str, tag: str,
+             depth: int) -> None:
+        window: List[Any] = []
+        i = 0
+        while not self.stop.is_set():
+            window.append(ledger.send(rtm, f"{tag}-{i}", channel))
+            i += 1
+            if len(window) >= depth:
+                # wait for the oldest (with a deadline: it may be held for a reconnect)
+                try:
+                    window.pop(0).exception(timeout=0.2)
+                except TimeoutError:
+                    pass
+
+    def join(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(10)
+            assert not t.is_alive()
+
+
 # --------------------------------------------------------------------------- events
 
 
