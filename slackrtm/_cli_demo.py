@@ -159,6 +159,11 @@ def demo(args: argparse.Namespace, console: Console) -> int:
         with rtm:
             rtm.start().result(STEP_TIMEOUT)
             stream.wait_for("-- ready")  # the future resolves before the handlers have run
+            # presence_change events come only for users the bot subscribed to
+            rtm.subscribe_presence([alice, bob, carol]).result(STEP_TIMEOUT)
+            slack.wait_until(lambda: all(carol in c.presence_subscriptions
+                                         for c in slack.connections),
+                             timeout=STEP_TIMEOUT, what="the presence subscription")
 
             step("alice says hello in #general")
             slack.post_message(general, "hello bot!", user=alice)

@@ -144,6 +144,11 @@ def test_team_join_channel_created_and_presence_change(fake: FakeSlack) -> None:
     cid = fake.add_channel("brand-new", is_member=True)
     assert recv(plain)["channel"]["id"] == cid
     recv(batch)
+    fake.set_presence(uid, "away")  # nobody subscribed yet: no event
+    for n, ws in enumerate((plain, batch)):
+        ws.send(json.dumps({"id": n + 1, "type": "presence_sub", "ids": [uid]}))
+    fake.wait_until(lambda: all(c.presence_subscriptions == [uid] for c in fake.connections),
+                    what="both subscriptions")
     fake.set_presence(uid, "away")
     assert recv(plain) == {"type": "presence_change", "presence": "away", "user": uid}
     assert recv(batch) == {"type": "presence_change", "presence": "away", "users": [uid]}

@@ -285,6 +285,9 @@ def test_batch_presence_events(slack: FakeSlack, make: Make) -> None:
     rtm.start(batch_presence_aware=True).result(timeout=5)
     alice = slack.user_id("alice")
     rtm.subscribe_presence([alice]).result(timeout=5)
+    slack.wait_until(lambda: slack.connections[0].presence_subscriptions == [alice],
+                     what="the subscription")
+    slack.set_presence(slack.user_id("bob"), "away")  # not subscribed: no event
     slack.set_presence(alice, "away")
     (event,) = rec.wait_for("presence_change")
     assert event[0]["users"] == [alice] and event[0]["presence"] == "away"

@@ -163,7 +163,8 @@ class Driving:
             return msg
 
     def set_presence(self, user: str, presence: str) -> None:
-        """Set ``user``'s presence (``"active"`` or ``"away"``) and send ``presence_change``:
+        """Set ``user``'s presence (``"active"`` or ``"away"``) and send ``presence_change``
+        to the connections whose last ``presence_sub`` named the user, as Slack does:
         ``users: [id]`` to connections made with ``batch_presence_aware``, else ``user: id``."""
         if presence not in ("active", "away"):
             raise ValueError(f"presence must be 'active' or 'away', not {presence!r}")
@@ -172,6 +173,8 @@ class Driving:
             self._ws.presence[uid] = presence
             self._presence_set.add(uid)
             for conn in self._conns:
+                if uid not in conn.presence_subscriptions:
+                    continue
                 key: Dict[str, Any] = {"users": [uid]} if conn.batch_presence_aware else {
                     "user": uid}
                 conn.send_event(dict({"type": "presence_change", "presence": presence}, **key))
