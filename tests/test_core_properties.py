@@ -13,6 +13,7 @@ import json
 from concurrent.futures import Future
 from typing import Any, Dict, List, Optional, Tuple
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -499,3 +500,19 @@ CoreMachine.TestCase.settings = settings(
     max_examples=200, stateful_step_count=50, deadline=None, derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 TestCoreProperties = CoreMachine.TestCase
+
+
+@pytest.mark.xfail(strict=True, reason="bug 05: JSON true == 1 in Python, so a stray "
+                   "reply_to: true resolves message 1 (patch "
+                   "/tmp/patches/05-json-true-is-no-message-id.diff)")
+def test_json_true_is_no_message_id() -> None:
+    core = Core(T, B)
+    core.start()
+    core.connected(0.0)
+    core.hello()
+    fut: Future[Any] = Future()
+    core.submit("message", {"text": "x"}, True, fut)
+    item = core.next_write(0.0)
+    assert item is not None and item[0].id == 1
+    assert core.inbound({"ok": True, "reply_to": True}, 0.0) == []
+    assert 1 in core.pending

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, List
 
 import pytest
 
@@ -24,6 +24,7 @@ from tests.test_reliability_support import (
     Ledger,
     Senders,
     Streams,
+    json_frame,
     partial_frame,
 )
 
@@ -146,10 +147,6 @@ def test_a_frame_cut_midway_is_never_delivered_and_the_next_connection_starts_cl
     assert [a[0]["n"] for a in rec.of("whole")] == [1, 2]
     assert rec.of("partial") == []
     assert all("partial" not in a[0] for a in rec.of("raw_message"))
-
-
-def json_frame(event: Dict[str, Any]) -> bytes:
-    return partial_frame(json.dumps(event), 10**9)
 
 
 def test_sends_queued_across_many_failed_attempts_are_all_delivered(slack: FakeSlack,

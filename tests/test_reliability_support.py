@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import socket
 import struct
@@ -310,6 +311,22 @@ def close_frame(code: int = 1001) -> bytes:
     return struct.pack("!BBH", 0x88, 2, code)
 
 
+def frame(opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0,
+          mask: bool = False, length: Optional[int] = None) -> bytes:
+    """Any server frame, including broken ones (``length`` overrides the real length)."""
+    n = len(payload) if length is None else length
+    first = (0x80 if fin else 0) | (rsv << 4) | opcode
+    head = bytearray(_header(n, first))
+    if mask:
+        head[1] |= 0x80
+        return bytes(head) + b"\0\0\0\0" + payload
+    return bytes(head) + payload
+
+
+def json_frame(event: Any) -> bytes:
+    return text_frame(json.dumps(event).encode("utf-8"))
+
+
 # --------------------------------------------------------------------------- relay
 
 
@@ -481,6 +498,9 @@ def test_partial_frame_lengths() -> None:
     assert partial_frame("x" * 200, 5) == b"\x81\x7e\x00\xc8x"
     assert len(partial_frame("x" * 70000, 12)) == 12
     assert text_frame(b"\xff") == b"\x81\x01\xff"
+    assert frame(0x1, b"ab", fin=False) == b"\x01\x02ab"
+    assert frame(0x9, b"", mask=True) == b"\x89\x80\0\0\0\0"
+    assert frame(0x1, rsv=4, length=2**40)[:2] == b"\xc1\x7f"
 
 
 def test_relay_forwards_and_resets(slack: FakeSlack) -> None:
