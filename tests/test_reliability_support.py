@@ -203,11 +203,13 @@ class Ledger:
 
 
 class Senders:
-    """Threads sending messages throughout; each keeps ``depth`` sends in flight."""
+    """Threads sending messages throughout; each keeps ``depth`` sends in flight and
+    stops after ``limit`` sends (None: when joined)."""
 
     def __init__(self, rtm: RTMClient, ledger: Ledger, channel: str, n: int = 4,
-                 depth: int = 3) -> None:
+                 depth: int = 3, limit: Optional[int] = None) -> None:
         self.stop = threading.Event()
+        self.limit = limit
         self.threads = [threading.Thread(target=self._run, name=f"sender-{t}",
                                          args=(rtm, ledger, channel, f"t{t}", depth))
                         for t in range(n)]
@@ -218,7 +220,7 @@ class Senders:
              depth: int) -> None:
         window: List[Any] = []
         i = 0
-        while not self.stop.is_set():
+        while not self.stop.is_set() and (self.limit is None or i < self.limit):
             window.append(ledger.send(rtm, f"{tag}-{i}", channel))
             i += 1
             if len(window) >= depth:
