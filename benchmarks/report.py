@@ -127,7 +127,10 @@ def render(data: Dict[str, Any]) -> str:
     rows = []
     for c in res.clients:
         p50 = res.median(c, "send", "p50_ms")
-        rows.append([c, _fmt(p50, "{:.3f}"), _fmt(res.median(c, "send", "p99_ms"), "{:.3f}"),
+        bad = [r for r in res.select(c, "send") if r["status"] != "ok"]
+        note = f" ({len(bad)}/{len(res.select(c, 'send'))} runs {bad[0]['status']})" if bad else ""
+        rows.append([c, _fmt(p50, "{:.3f}") + note,
+                     _fmt(res.median(c, "send", "p99_ms"), "{:.3f}"),
                      _fmt(_ratio(p50, bare_p50), "{:.2f}x"),
                      _sendmt(res, c),
                      _drop(res, c),

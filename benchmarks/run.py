@@ -3,6 +3,7 @@
     python benchmarks/run.py            # full run (~15 min): 5 rounds, 100k-event floods
     python benchmarks/run.py --quick    # smoke run (~2 min)
     python benchmarks/run.py --only slackrtm,ws-ceiling --rounds 3 --events 200000
+    python benchmarks/run.py --commit HEAD     # measure a commit, not the working tree
 
 Creates the benchmark venvs on first use (benchmarks/.venv from requirements.txt and
 benchmarks/.venv-slackclient from requirements-slackclient.txt), starts flood_server.py
@@ -83,8 +84,10 @@ class Server:
 
 
 class Runner:
-    def __init__(self, args: argparse.Namespace, pythons: Dict[str, str], server: Server) -> None:
+    def __init__(self, args: argparse.Namespace, pythons: Dict[str, str], server: Server,
+                 source: str) -> None:
         self.args = args
+        self.source = source
         self.pythons = pythons
         self.server = server
         self.count = 0
@@ -99,7 +102,7 @@ class Runner:
                "--tag", f"w{self.count}", "--timeout", str(timeout)]
         for key, value in opts.items():
             cmd += [f"--{key.replace('_', '-')}", str(value)]
-        env = dict(os.environ, PYTHONPATH=REPO, PYTHONDONTWRITEBYTECODE="1")
+        env = dict(os.environ, PYTHONPATH=self.source, PYTHONDONTWRITEBYTECODE="1")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=env)
         return {"proc": proc, "t0": time.monotonic(), "timeout": timeout, "client": client,
@@ -145,10 +148,11 @@ def _brief(r: Dict[str, Any]) -> str:
     return ", ".join(fmt.format(r[k]) for k, fmt in keys if r.get(k) is not None)
 
 
-def import_times(clients: List[str], pythons: Dict[str, str], repeat: int) -> Dict[str, Any]:
+def import_times(clients: List[str], pythons: Dict[str, str], repeat: int,
+                 source: str) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     code = "import time; t = time.perf_counter(); import {m}; print(time.perf_counter() - t)"
-    env = dict(os.environ, PYTHONPATH=REPO, PYTHONDONTWRITEBYTECODE="1")
+    env = dict(os.environ, PYTHONPATH=source, PYTHONDONTWRITEBYTECODE="1")
     for client in clients:
         module, py = IMPORTS[client], python_for(client, pythons)
         subprocess.run([py, "-c", f"import {module}"], env=env, check=True)  # warm the disk cache
@@ -166,6 +170,27 @@ def import_times(clients: List[str], pythons: Dict[str, str], repeat: int) -> Di
     out["slackrtm_importtime_top"] = [f"{us / 1e3:.1f} ms {name}"
                                       for us, name in sorted(rows, reverse=True)[:12]]
     return out
+
+
+def snapshot(rev: str) -> Tuple[str, str]:
+    """Export the slackrtm package at git revision ``rev`` into a temporary directory: the
+    run then measures exactly that commit, whatever is being edited in the checkout."""
+    import tarfile
+    import tempfile
+
+    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", rev], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    dest = tempfile.mkdtemp(prefix=f"slackrtm-{commit}-")
+    archive = os.path.join(dest, "src.tar")
+    subprocess.run(["git", "-C", REPO, "archive", "-o", archive, commit, "slackrtm"],
+                   check=True)
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, filter="data")
+        else:  # Python < 3.11.4; our own repository's archive
+            tar.extractall(dest)
+    os.remove(archive)
+    return dest, commit
 
 
 def machine(pythons: Dict[str, str]) -> Dict[str, Any]:
@@ -201,6 +226,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument("--events", type=int, help="events per inbound flood (default 100000)")
     p.add_argument("--pace", type=float, default=20000, help="events/s of the paced flood")
     p.add_argument("--only", default="", help="comma list of clients and/or scenarios")
+    p.add_argument("--commit", metavar="REV",
+                   help="measure slackrtm as committed at REV (e.g. HEAD) instead of the"
+                        " working tree")
     p.add_argument("--output", default=os.path.join(HERE, "results", "latest.json"))
     args = p.parse_args(argv)
     q = args.quick
@@ -214,9 +242,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     scenarios = [s for s in SCENARIOS if not (only & set(SCENARIOS)) or s in only]
 
     pythons = {key: ensure_venv(key) for key in VENVS}
-    server = Server(pythons["main"])
-    runner = Runner(args, pythons, server)
     info = machine(pythons)
+    source = REPO
+    if args.commit:
+        source, info["slackrtm_commit"] = snapshot(args.commit)
+    server = Server(pythons["main"])
+    runner = Runner(args, pythons, server, source)
     print(f"flood server at {server.api_url}; {info['cpu']} x{info['nproc']}, "
           f"Python {info['python']}", flush=True)
     flood_timeout = 10.0 if q else 30.0
@@ -244,7 +275,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                         runner.worker(client, "reconnect", 15.0, rnd,
                                       no_keepalive_wait=3.0 if q else 10.0)
         once(runner, clients, scenarios, sizes, args)
-        imports = import_times(clients, pythons, 3 if q else 7)
+        imports = import_times(clients, pythons, 3 if q else 7, source)
     finally:
         server.stop()
     info["loadavg_end"] = os.getloadavg()
