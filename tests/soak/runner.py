@@ -1,0 +1,518 @@
+"""Soak: the reliability mix for N minutes against FakeSlack, invariants checked throughout.
+
+    python -m tests.soak --minutes 3 [--seed 1] [--senders 4]
+
+One RTMClient (through a relay that can reset rtm.connect calls) lives through random
+faults: drops (RST, FIN, close frame, mid-frame), goodbye and team migration, half-open
+connections, connections without hello, refused and hung handshakes, rtm.connect 500 /
+429 / ok:false / timeouts / resets, junk and invalid UTF-8, event floods, handlers that
+fall behind (paused reading) or raise, and disconnect()/start() restarts, while sender
+threads keep messages in flight. Checked all along:
+
+- every send ends (reply with its own text, or a documented error), none pending for
+  more than a minute; SendWhileDisconnectedError only across a restart;
+- Slack receives each thread's messages once and in order (never resent);
+- every event is delivered once and in order on each connection (probe sequences);
+- the client recovers to ready after each fault; at most 4 client threads;
+- at the end: no client thread or descriptor left, and memory flat after warm-up.
+
+Prints counts of events, sends, reconnects, faults and failures by kind, and peak RSS,
+threads and descriptors; exits 1 if an invariant broke. FakeSlack runs in this process
+and records everything it sees: its records are trimmed as the run goes (private
+attributes; this is test code) so that the memory measured is the client's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import re
+import resource
+import threading
+import time
+from collections import Counter, deque
+from concurrent.futures import CancelledError, Future
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
+
+from slackrtm import Backoff, LogLevel, RTMClient, WebClient
+from slackrtm.testing import FakeSlack
+from tests.test_reliability_support import (
+    FlakyRelay,
+    json_frame,
+    open_fds,
+    partial_frame,
+    slackrtm_threads,
+    text_frame,
+)
+
+DOCUMENTED = {"NoReplyReceivedError", "SendMessagePlatformError", "SendWhileDisconnectedError"}
+PENDING_LIMIT = 60.0
+RECOVERY_LIMIT = 30.0
+
+#: fault -> weight
+FAULTS = {
+    "drop_reset": 6, "drop_fin": 4, "drop_close": 4, "mid_frame": 3, "goodbye": 3,
+    "migration": 1, "half_open": 2, "before_hello": 2, "handshake_503": 2,
+    "hung_handshake": 1, "rtm_500": 2, "rtm_429": 2, "rtm_error": 2, "rtm_timeout": 1,
+    "relay_reset": 2, "between_send_and_reply": 3, "junk": 3, "invalid_utf8": 2,
+    "flood": 3, "slow_handlers": 2, "raising_handlers": 2, "server_ping": 1, "restart": 2,
+}
+#: faults after which the same connection must still be up
+NO_RECONNECT = {"junk", "flood", "slow_handlers", "raising_handlers", "server_ping"}
+
+
+def memory_kib() -> Tuple[int, int]:
+    """(current RSS, peak RSS) in KiB."""
+    try:
+        with open("/proc/self/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+    except (OSError, KeyError, ValueError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak, peak
+
+
+class Soak:
+    def __init__(self, minutes: float, seed: int, senders: int, verbose: bool,
+                 max_backlog: int = 1000) -> None:
+        self.max_backlog = max_backlog
+        self.duration = minutes * 60.0
+        self.rng = random.Random(seed)
+        self.n_senders = senders
+        self.verbose = verbose
+        self.lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        self.sends: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()
+        self.logs: Counter[str] = Counter()
+        self.warnings: Counter[str] = Counter()
+        self.last_errors: Deque[str] = deque(maxlen=10)
+        self.violations: List[str] = []
+        self.samples: List[Tuple[float, int, int, int]] = []  # (t, rss KiB, threads, fds)
+        self.peak_threads = 0
+        self.peak_client_threads = 0
+        self.peak_fds = 0
+        # send bookkeeping
+        self.epoch = 0
+        self.restarting = False
+        self.stop_senders = threading.Event()
+        self.server_last: Dict[str, int] = {}
+        # probe streams
+        self.sent_n: Dict[int, int] = {}
+        self.next_n: Dict[int, int] = {}
+        self.cur_conn: Optional[int] = None
+        self.done_conns: Set[int] = set()
+
+    # ------------------------------------------------------------------ bookkeeping
+    def violation(self, text: str) -> None:
+        with self.lock:
+            self.violations.append(f"[{self.elapsed():7.1f}s] {text}")
+        if self.verbose:
+            print("VIOLATION", text, flush=True)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def log(self, level: str, message: str) -> None:
+        with self.lock:
+            self.logs[level] += 1
+            if level == "error":
+                self.last_errors.append(message.splitlines()[0][:200])
+            if level in ("warn", "error"):
+                first = re.sub(r"\d+", "N", message.splitlines()[0].split(":")[0])
+                self.warnings[first[:60]] += 1
+
+    # ------------------------------------------------------------------ handlers
+    def on_probe(self, event: Dict[str, Any]) -> None:
+        conn, n = event["conn"], event["n"]
+        with self.lock:
+            self.counts["probe events"] += 1
+            if conn != self.cur_conn:
+                if conn in self.done_conns:
+                    self.violations.append(f"probes of connection {conn} resumed")
+                if self.cur_conn is not None:
+                    self.done_conns.add(self.cur_conn)
+                self.cur_conn = conn
+            expected = self.next_n.get(conn, 0)
+            if n != expected:
+                self.violations.append(f"connection {conn}: probe {n}, expected {expected}")
+            self.next_n[conn] = n + 1
+
+    def on_event(self, etype: str, event: Dict[str, Any]) -> None:
+        with self.lock:
+            self.counts["events (slack_event)"] += 1
+            if etype == "message":
+                self.counts["message events"] += 1
+
+    def on_slow(self, event: Dict[str, Any]) -> None:
+        time.sleep(0.001)
+        with self.lock:
+            self.counts["slow events"] += 1
+
+    def on_raise(self, event: Dict[str, Any]) -> None:
+        raise ValueError("a handler that raises")
+
+    def on_error(self, err: BaseException) -> None:
+        with self.lock:
+            self.failures[f"error event: {type(err).__name__}"] += 1
+
+    def on_unable(self, err: BaseException) -> None:
+        with self.lock:
+            self.failures[f"rtm.connect failed: {type(err).__name__}"] += 1
+
+    def on_lifecycle(self, name: str) -> Callable[..., None]:
+        def count(*args: Any) -> None:
+            with self.lock:
+                self.counts[f"lifecycle {name}"] += 1
+        return count
+
+    # ------------------------------------------------------------------ senders
+    def sender(self, k: int, depth: int = 3) -> None:
+        window: Deque[Tuple[float, Future[Any], str, int, bool]] = deque()
+        i = 0
+        while True:
+            stopping = self.stop_senders.is_set()
+            if not stopping:
+                epoch, restarting = self.epoch, self.restarting
+                text = f"t{k}-{i}"
+                fut = self.rtm.send_message(text, self.channel)
+                window.append((time.monotonic(), fut, text, epoch, restarting))
+                i += 1
+                time.sleep(0.002)  # a few hundred sends a second per thread
+            if not window:
+                return
+            if len(window) >= depth or stopping:
+                self.settle(window)
+
+    def settle(self, window: Deque[Tuple[float, Future[Any], str, int, bool]]) -> None:
+        made, fut, text, epoch, restarting = window[0]
+        try:
+            err = fut.exception(timeout=0.2)
+        except TimeoutError:
+            if time.monotonic() - made > PENDING_LIMIT:
+                self.violation(f"send {text} pending for {PENDING_LIMIT:g} s")
+                window.popleft()
+            return
+        except CancelledError:
+            err = CancelledError()
+        window.popleft()
+        kind = "ok" if err is None else type(err).__name__
+        with self.lock:
+            self.sends[kind] += 1
+        if err is None:
+            reply = fut.result(0)
+            if reply.get("text") != text:
+                self.violation(f"send {text} resolved with the reply to {reply.get('text')}")
+        elif kind not in DOCUMENTED:
+            self.violation(f"send {text} failed with {err!r}")
+        elif kind == "SendWhileDisconnectedError" and not restarting and epoch == self.epoch:
+            self.violation(f"send {text} dropped without a restart: {err}")
+
+    # ------------------------------------------------------------------ FakeSlack side
+    def trim_and_check_server(self) -> None:
+        """Check what Slack received (each thread's texts strictly increasing: once, in
+        order), then drop FakeSlack's records so its memory does not grow."""
+        slack = self.slack
+        with slack._cond:
+            received = list(slack._received)
+            slack._received.clear()
+            slack._calls.clear()
+            slack._unparsed.clear()
+            slack._all_conns[:] = [c for c in slack._all_conns if c.open]
+            for conn in slack._all_conns:
+                conn._received.clear()
+            for history in slack._ws.history.values():
+                history.clear()
+        for frame in received:
+            text = frame.get("text")
+            if frame.get("type") != "message" or not isinstance(text, str):
+                continue
+            tag, _, n = text.rpartition("-")
+            last = self.server_last.get(tag, -1)
+            if int(n) <= last:
+                self.violation(f"Slack received {text} after {tag}-{last} (resent or reordered)")
+            self.server_last[tag] = max(last, int(n))
+
+    def inject_probes(self, count: int) -> None:
+        for conn in self.slack.connections:
+            frames = []
+            n0 = self.sent_n.get(conn.id, 0)
+            for n in range(n0, n0 + count):
+                frames.append(json.dumps({"type": "probe", "conn": conn.id, "n": n}))
+            if conn.send_bytes(b"".join(text_frame(f.encode()) for f in frames)):
+                self.sent_n[conn.id] = n0 + count
+                with self.lock:
+                    self.counts["probe events sent"] += count
+
+    # ------------------------------------------------------------------ faults
+    def apply(self, fault: str) -> None:
+        slack, rng = self.slack, self.rng
+        conns = slack.connections
+        if not conns:
+            return
+        conn = conns[-1]
+        if fault.startswith("drop_"):
+            conn.drop(fault[5:])
+        elif fault == "mid_frame":
+            text = json.dumps({"type": "partial", "pad": "x" * rng.randrange(10, 100_000)})
+            conn.send_bytes(partial_frame(text, rng.randrange(1, 300)))
+            conn.drop(rng.choice(["reset", "fin"]))
+        elif fault == "goodbye":
+            slack.goodbye(to=conn)
+        elif fault == "migration":
+            slack.inject({"type": "team_migration_started"}, to=conn)
+        elif fault == "half_open":
+            count = slack.connect_count
+            slack.freeze(to=conn)
+            slack.wait_for_connect_count(count + 1, timeout=RECOVERY_LIMIT)
+            slack.unfreeze(to=conn)
+        elif fault == "before_hello":
+            slack.hold_hello = True
+            count = slack.connect_count
+            conn.drop("fin")
+            try:
+                slack.wait_for_connect_count(count + 1, timeout=RECOVERY_LIMIT)
+                slack.connections[-1].drop("reset")
+            finally:
+                slack.hold_hello = False
+                slack.release_hello()
+        elif fault == "handshake_503":
+            slack.fail_next("websocket", "busy", status=503, times=rng.randrange(1, 3))
+            conn.drop("reset")
+        elif fault == "hung_handshake":
+            slack.hang_handshake = True
+            attempts = slack.handshake_attempts
+            conn.drop("reset")
+            try:
+                slack.wait_until(lambda: slack.handshake_attempts > attempts, RECOVERY_LIMIT)
+            finally:
+                slack.hang_handshake = False
+        elif fault.startswith("rtm_"):
+            if fault == "rtm_500":
+                slack.fail_next("rtm.connect", status=rng.choice([500, 502, 503]))
+            elif fault == "rtm_429":
+                slack.fail_next("rtm.connect", "ratelimited", status=429, retry_after=0.2)
+            elif fault == "rtm_error":
+                slack.fail_next("rtm.connect", "internal_error", times=rng.randrange(1, 4))
+            else:
+                slack.fail_next("rtm.connect", delay=1.5)  # the Web client times out at 1 s
+            conn.drop("fin")
+        elif fault == "relay_reset":
+            self.relay.arm(rng.choice(["request", "response"]), times=rng.randrange(1, 3))
+            conn.drop("close")
+        elif fault == "between_send_and_reply":
+            slack.drop_replies = True
+            try:
+                slack.wait_until(lambda: any(f.get("type") == "message"
+                                             for f in conn._received), 5, "a send")
+            except TimeoutError:
+                pass
+            conn.drop("reset")
+            slack.drop_replies = False
+        elif fault == "junk":
+            junk = [b"{not json", b"[]", b"42", b"{}", b'{"type": 1}', b"\xef\xbb\xbf{}",
+                    json.dumps({"reply_to": 10**9, "ok": True}).encode()]
+            conn.send_bytes(b"".join(text_frame(j) for j in junk))
+            slack.send_raw(b"\x00binary", binary=True, to=conn)
+        elif fault == "invalid_utf8":
+            conn.send_bytes(text_frame(b'{"type": "x", "t": "\xff"}'))
+        elif fault == "flood":
+            self.inject_probes(rng.randrange(1000, 10_000))
+        elif fault == "slow_handlers":
+            conn.send_bytes(b"".join(json_frame({"type": "slow"}) for _ in range(3000)))
+        elif fault == "raising_handlers":
+            conn.send_bytes(b"".join(json_frame({"type": "raise"}) for _ in range(200)))
+        elif fault == "server_ping":
+            slack.ping(b"soak", to=conn)
+        elif fault == "restart":
+            self.restart()
+        else:  # pragma: no cover
+            raise AssertionError(fault)
+
+    def restart(self) -> None:
+        with self.lock:
+            self.restarting = True
+            self.epoch += 1
+        self.rtm.disconnect(timeout=10)
+        if self.rtm.state != "disconnected":
+            self.violation(f"state after disconnect(): {self.rtm.state}")
+        left = slackrtm_threads()
+        if left:
+            self.violation(f"threads left after disconnect(): {left}")
+        self.rtm.start()
+        with self.lock:
+            self.restarting = False
+
+    def recovered(self, fault: str, before: int) -> bool:
+        """Ready again: on the same connection (faults that must not reconnect), or on a
+        newer one than ``before`` (the newest the server had accepted before the fault).
+        (The client's state alone could still be the old connection's "ready".)"""
+        deadline = time.monotonic() + RECOVERY_LIMIT
+        while time.monotonic() < deadline:
+            conns = self.slack.connections
+            if self.rtm.state == "ready" and conns:
+                newest = conns[-1].id
+                if fault in NO_RECONNECT:
+                    if newest != before:
+                        self.violation(f"{fault} made the client reconnect")
+                    return True
+                if newest > before:
+                    return True
+            time.sleep(0.005)
+        return False
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self) -> None:
+        rss, _ = memory_kib()
+        threads = threading.active_count()
+        client = len(slackrtm_threads())
+        fds = open_fds()
+        self.samples.append((self.elapsed(), rss, threads, fds))
+        self.peak_threads = max(self.peak_threads, threads)
+        self.peak_client_threads = max(self.peak_client_threads, client)
+        self.peak_fds = max(self.peak_fds, fds)
+        if client > 4:
+            self.violation(f"{client} client threads: {slackrtm_threads()}")
+        if self.verbose:
+            print(f"[{self.elapsed():7.1f}s] rss {rss / 1024:.1f} MiB, threads {threads} "
+                  f"(client {client}), fds {fds}, sends {sum(self.sends.values())}, "
+                  f"faults {sum(self.faults.values())}, connections "
+                  f"{self.slack.connect_count}", flush=True)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> int:
+        self.t0 = time.monotonic()
+        self.slack = FakeSlack()
+        self.relay = FlakyRelay(self.slack)
+        baseline_fds = open_fds()
+        self.channel = self.slack.channel_id("general")
+        web = WebClient(self.slack.token, base_url=self.relay.api_url, timeout=1.0)
+        self.rtm = rtm = RTMClient(
+            self.slack.token, slack_api_url=self.relay.api_url, web_client=web,
+            client_ping_timeout=1.0, server_pong_timeout=0.5, reply_timeout=5.0,
+            hello_timeout=1.5, backoff=Backoff(initial=0.0, base=0.05, maximum=0.5),
+            max_backlog=self.max_backlog, log_level=LogLevel.WARN, logger=self.log)
+        rtm.on("probe", self.on_probe)
+        rtm.on("slack_event", self.on_event)
+        rtm.on("slow", self.on_slow)
+        rtm.on("raise", self.on_raise)
+        rtm.on("error", self.on_error)
+        rtm.on("unable_to_rtm_start", self.on_unable)
+        rtm.on("partial", lambda e: self.violation("a frame cut midway was delivered"))
+        for name in ("ready", "reconnecting", "connected", "disconnected"):
+            rtm.on(name, self.on_lifecycle(name))
+        rtm.start().result(timeout=30)
+        senders = [threading.Thread(target=self.sender, args=(k,), name=f"soak-sender-{k}")
+                   for k in range(self.n_senders)]
+        for t in senders:
+            t.start()
+        faults, weights = list(FAULTS), list(FAULTS.values())
+        next_sample = 0.0
+        try:
+            while self.elapsed() < self.duration and len(self.violations) < 50:
+                fault = self.rng.choices(faults, weights)[0]
+                before = self.slack.connect_count
+                try:
+                    self.apply(fault)
+                except TimeoutError as exc:
+                    self.violation(f"{fault}: {exc}")
+                self.faults[fault] += 1
+                if not self.recovered(fault, before):
+                    self.violation(f"not ready {RECOVERY_LIMIT:g} s after {fault} "
+                                   f"(state {rtm.state})")
+                self.inject_probes(self.rng.randrange(0, 50))
+                time.sleep(self.rng.uniform(0.0, 0.2))  # let traffic flow between faults
+                if self.elapsed() >= next_sample:
+                    self.trim_and_check_server()
+                    self.sample()
+                    next_sample = self.elapsed() + 5.0
+        finally:
+            self.stop_senders.set()
+            for t in senders:
+                t.join(PENDING_LIMIT + 10)
+                if t.is_alive():
+                    self.violation(f"{t.name} did not finish")
+            self.trim_and_check_server()
+            self.sample()
+            rtm.disconnect(timeout=10)
+            web.close()
+        self.final_checks(baseline_fds)
+        self.relay.close()
+        self.slack.close()
+        self.report()
+        return 1 if self.violations else 0
+
+    def final_checks(self, baseline_fds: int) -> None:
+        if slackrtm_threads():
+            self.violation(f"threads left: {slackrtm_threads()}")
+        try:
+            self.slack.wait_until(lambda: not self.slack._conns, 10, "server side closed")
+        except TimeoutError as exc:
+            self.violation(str(exc))
+        deadline = time.monotonic() + 10
+        while True:
+            gc.collect()
+            if open_fds() <= baseline_fds or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if open_fds() > baseline_fds:
+            self.violation(f"{open_fds()} descriptors open at the end, {baseline_fds} before")
+        with self.lock:
+            for conn, n in self.next_n.items():
+                if n > self.sent_n.get(conn, 0):
+                    self.violations.append(f"connection {conn}: more probes than sent")
+        # memory: after warm-up, the last samples may not exceed the first ones by much
+        warm = [s for s in self.samples if s[0] >= min(60.0, self.duration / 4)]
+        if len(warm) >= 6:
+            first = sorted(s[1] for s in warm[:3])[1]
+            last = sorted(s[1] for s in warm[-3:])[1]
+            self.memory = (first, last)
+            if last - first > max(16 * 1024, first // 5):
+                self.violation(f"memory grew from {first / 1024:.1f} to {last / 1024:.1f} MiB "
+                               "after warm-up")
+        else:
+            self.memory = (0, 0)
+
+    def report(self) -> None:
+        _, peak = memory_kib()
+        print(f"\nsoak: {self.elapsed():.0f} s, {sum(self.faults.values())} faults, "
+              f"{self.slack.connect_count} WebSocket connections")
+        for title, counter in (("events", self.counts), ("sends", self.sends),
+                               ("faults", self.faults), ("failures", self.failures),
+                               ("client log lines", self.logs),
+                               ("client warnings (first words)", self.warnings)):
+            print(f"  {title}:")
+            for key, value in sorted(counter.items()):
+                print(f"    {key:<42} {value}")
+        first, last = self.memory
+        print(f"  peak RSS {peak / 1024:.1f} MiB; after warm-up {first / 1024:.1f} -> "
+              f"{last / 1024:.1f} MiB")
+        print(f"  peak threads {self.peak_threads} (client {self.peak_client_threads}), "
+              f"peak fds {self.peak_fds}; at the end: client threads "
+              f"{len(slackrtm_threads())}, fds {open_fds()}")
+        if self.last_errors:
+            print("  last client ERROR log lines:")
+            for line in self.last_errors:
+                print(f"    {line}")
+        if self.violations:
+            print(f"\nINVARIANTS BROKEN ({len(self.violations)}):")
+            for v in self.violations[:50]:
+                print(f"  {v}")
+        else:
+            print("\nall invariants held")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.soak", description=__doc__.split(
+        "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--max-backlog", type=int, default=1000)
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = parser.parse_args(argv)
+    return Soak(args.minutes, args.seed, args.senders, verbose=not args.quiet,
+                max_backlog=args.max_backlog).run()
