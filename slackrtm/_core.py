@@ -128,6 +128,8 @@ class Core:
     paused_at: Optional[float] = None
     dead: bool = False  # torn down by a deadline; the reader has yet to notice
     on_transition: Optional[Callable[[State, State], None]] = None
+    #: Removes secrets from server text put into error messages (the client's redaction).
+    redact: Callable[[str], str] = field(default=lambda text: text)
 
     # ----------------------------------------------------------------- state machine
     def transition(self, new: State) -> None:
@@ -257,19 +259,19 @@ class Core:
     def inbound(self, frame: Dict[str, Any], now: float) -> List[Effect]:
         """A parsed frame arrived (the caller sets ``last_inbound``); match replies."""
         reply_to = frame.get("reply_to")
-        if reply_to is None:
+        if type(reply_to) is not int:  # JSON true, 1.0 or "1" is no message id
             return []
         if reply_to == self.ping_id and self.ping_id is not None:
             self.ping_id = None
             self.ping_deadline = None
-        send = self.pending.pop(reply_to, None) if isinstance(reply_to, int) else None
+        send = self.pending.pop(reply_to, None)
         if send is None or send.future is None:
             return []
         if frame.get("ok") is False:
             error = frame.get("error")
             msg = error.get("msg") if isinstance(error, dict) else error
-            err = SendMessagePlatformError(
-                f"Slack refused message {send.id} ({send.type}): {msg}", data=frame)
+            err = SendMessagePlatformError(self.redact(
+                f"Slack refused message {send.id} ({send.type}): {msg}"), data=frame)
             return [Resolve(send.future, error=err)]
         return [Resolve(send.future, result=frame)]
 

@@ -190,8 +190,8 @@ class Dispatcher:
                     emit("slack_event", ("error", frame))
                     err = frame.get("error")
                     msg = err.get("msg") if isinstance(err, dict) else err
-                    emit("error", (PlatformError(f"Slack sent an error event: {msg}",
-                                                 error=str(msg), data=frame),))
+                    text = self.log.redact(f"Slack sent an error event: {msg}")
+                    emit("error", (PlatformError(text, error=str(msg), data=frame),))
                     continue
                 h = handlers("slack_event")
                 if h:
@@ -217,7 +217,7 @@ class Dispatcher:
         for handler in handlers if handlers is not None else self.registry.handlers(event):
             try:
                 handler(*args)
-            except Exception as exc:
+            except BaseException as exc:  # sys.exit() in a handler too: the rest runs on
                 name = getattr(handler, "__qualname__", repr(handler))
                 self.log.error(f"handler {name} for {event!r} raised {type(exc).__name__}", exc)
                 if event != "error":

@@ -337,6 +337,19 @@ class SlackAdapter(HTTPAdapter):
             conn.ca_certs = None
             conn.ca_cert_dir = None
 
+    def close(self) -> None:
+        """Close every pooled connection now: urllib3 2 only drops its pools on clear()
+        and leaves closing their sockets to the garbage collector, which may be late
+        when a failed request left a reference cycle (an exception's traceback)."""
+        managers = [self.poolmanager, *self.proxy_manager.values()]
+        for manager in managers:
+            pools = manager.pools
+            for key in list(pools.keys()):
+                pool = pools.get(key)
+                if pool is not None:
+                    pool.close()
+        super().close()
+
     def send(self, request: requests.PreparedRequest, stream: bool = False,
              timeout: Any = None, verify: Any = True, cert: Any = None,
              proxies: Mapping[str, str] | None = None) -> requests.Response:

@@ -59,6 +59,10 @@ class Log:
         if secret and secret not in self._secrets:
             self._secrets = (*self._secrets, secret)
 
+    def redact(self, text: str) -> str:
+        """``text`` without this client's secrets (for error messages built from server text)."""
+        return redact(text, self._secrets)
+
     def enabled(self, level: int) -> bool:
         """Whether a record at ``level`` would be written."""
         return level >= self.level

@@ -312,7 +312,8 @@ class Run:
                     with c._lock:
                         self.http_scope = None
         except SlackApiError as exc:
-            raise PlatformError(f"{method} failed: {exc.error}", error=exc.error,
+            message = self.log.redact(f"{method} failed: {exc.error}")
+            raise PlatformError(message, error=exc.error,
                                 data=dict(exc.response.data)) from None
         except SlackRTMError:
             raise
@@ -353,7 +354,7 @@ class Run:
                     continue
                 try:
                     frame = loads(text)
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: nested too deep
                     entries.append((text, None))
                     continue
                 if type(frame) is not dict:

@@ -113,6 +113,9 @@ class Transport:
         self._closed = threading.Event()
         self._send_lock = threading.Lock()
         self.close_received: Optional[Tuple[int, str]] = None
+        # the end of the connection, seen while parsing messages that arrived before it:
+        # those are returned first, this is raised by the next read()
+        self._ended: Optional[WebsocketError] = None
 
     @classmethod
     def open(cls, url: str, *, timeout: float, proxy: Optional[Tuple[str, int, Any]],
@@ -202,10 +205,17 @@ class Transport:
         Raises WebsocketError when the connection ends (close frame, EOF, error, teardown)
         or the peer breaks the protocol (invalid UTF-8, masked or malformed frames).
         """
+        if self._ended is not None:
+            raise self._ended
         out: List[Message] = []
         while not out:
             self._fill()
-            self._parse(out)
+            try:
+                self._parse(out)
+            except WebsocketError as exc:
+                if not out:
+                    raise
+                self._ended = exc  # deliver what came before the close frame or bad frame
         return out
 
     def _parse(self, out: List[Message]) -> None:

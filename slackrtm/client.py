@@ -109,6 +109,7 @@ class RTMClient:
         self._core = Core(Timeouts(client_ping_timeout, server_pong_timeout, reply_timeout,
                                    hello_timeout), backoff or Backoff())
         self._core.on_transition = self._on_transition
+        self._core.redact = self._log.redact
         self._registry = Registry()
         self._run: Optional[Run] = None
         self._connect_data: Optional[Dict[str, Any]] = None

@@ -135,9 +135,6 @@ def test_raising_handlers_skip_nothing(slack: FakeSlack, make: Make) -> None:
     assert rec.of("reconnecting") == [] and slack.connect_count == 1
 
 
-@pytest.mark.xfail(strict=True, reason="bug 06: a handler raising SystemExit (sys.exit()) "
-                   "skips the rest of the batch and leaks backlog slots (patch "
-                   "/tmp/patches/06-handler-raising-baseexception.diff)")
 def test_sys_exit_in_a_handler_skips_nothing(slack: FakeSlack, make: Make) -> None:
     rtm = make(max_backlog=20)
     seen: List[int] = []
@@ -211,3 +208,56 @@ def test_bounded_backlog_pauses_reading_and_drops_nothing(slack: FakeSlack,
     assert seen == list(range(n))
     assert during.result(timeout=5)["text"] == "while paused"
     assert rec.of("reconnecting") == [] and slack.connect_count == 1
+
+
+@pytest.mark.xfail(strict=True, reason="bug 03: each hello takes a backlog slot that is never "
+                   "given back; after max_backlog connections the reader pauses for good "
+                   "(patch /tmp/patches/03-backlog-leaks-one-per-hello.diff)")
+def test_reconnects_do_not_use_up_the_backlog(slack: FakeSlack, make: Make) -> None:
+    rtm = make(max_backlog=3)
+    seen: List[int] = []
+    rtm.on("probe", lambda e: seen.append(e["n"]))
+    rtm.start().result(timeout=5)
+    for i in range(6):
+        slack.drop()
+        slack.wait_for_connect_count(i + 2, timeout=1.5)
+        wait_until(lambda: rtm.state == "ready", timeout=1.5, what="ready")
+    slack.inject({"type": "probe", "n": 1})
+    wait_until(lambda: seen == [1], timeout=1.5, what="an event after 6 reconnects")
+
+
+@pytest.mark.xfail(strict=True, reason="bug 08: a handler blocking on a send's result() while "
+                   "the backlog is full waits forever: the reader is paused, so the reply is "
+                   "never read, and the paused reply deadline never fires (patch "
+                   "/tmp/patches/08-handler-waiting-on-a-reply-with-a-full-backlog.diff)")
+def test_a_handler_may_wait_for_a_reply_while_the_backlog_is_full(slack: FakeSlack,
+                                                                  make: Make) -> None:
+    rtm = make(max_backlog=5, reply_timeout=1.0)
+    go = threading.Event()
+    got: List[Any] = []
+
+    @rtm.on("blk")
+    def handler(event: Dict[str, Any]) -> None:
+        if event["n"] == 0:
+            assert go.wait(5)
+            try:
+                got.append(rtm.send_message("from a handler", slack.channel_id("general"))
+                           .result(timeout=1.5))
+            except Exception as exc:  # TimeoutError: the deadlock
+                got.append(exc)
+
+    rtm.start().result(timeout=5)
+    run = rtm._run
+    assert run is not None
+    slack.send_frames([json.dumps({"type": "blk", "n": i}) for i in range(100)])
+    wait_until(lambda: run.dispatcher.backlog >= 100, what="the first burst read")
+    slack.send_frames([json.dumps({"type": "blk", "n": i}) for i in range(100, 200)])
+    slack.ping()  # answered by the client only once it reads past the second burst
+    conn = slack.connections[0]
+    try:
+        with pytest.raises(TimeoutError):
+            slack.wait_until(lambda: conn.ws_pongs != [], 0.3, "the pong")  # paused
+    finally:
+        go.set()
+    wait_until(lambda: got, timeout=5, what="the handler's send to end")
+    assert isinstance(got[0], dict) and got[0]["text"] == "from a handler", got

@@ -92,8 +92,6 @@ def test_junk_binary_and_stray_replies_are_dropped_and_the_connection_lives(
     assert rtm.send_message("still fine", slack.channel_id("general")).result(5)["ok"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug 02: RecursionError from json.loads ends the run "
-                   "(patch /tmp/patches/02-deeply-nested-json-is-junk.diff)")
 def test_deeply_nested_json_is_junk_not_the_end_of_the_run(slack: FakeSlack,
                                                            make: Make) -> None:
     rtm = make()
@@ -143,9 +141,6 @@ def test_protocol_violations_fail_the_connection_and_it_is_replaced(
     assert len(rec.of("ready")) == 2 and len(rec.of("reconnecting")) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="bug 01: whole frames read in the same chunk as a "
-                   "close frame or a protocol error are discarded (patch "
-                   "/tmp/patches/01-deliver-frames-before-close.diff)")
 @pytest.mark.parametrize("end", ["close_frame", "invalid_utf8"])
 def test_events_before_the_end_of_a_connection_are_delivered(slack: FakeSlack, make: Make,
                                                              end: str) -> None:

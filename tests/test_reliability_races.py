@@ -285,10 +285,6 @@ def test_many_threads_disconnect_while_many_threads_send(slack: FakeSlack,
     assert answered <= set(texts)
 
 
-@pytest.mark.xfail(strict=True, reason="bug 04: urllib3 2 leaves pooled connections to the "
-                   "garbage collector; an error the user keeps holds its pool open after "
-                   "disconnect() (patch "
-                   "/tmp/patches/04-close-pooled-http-connections-on-disconnect.diff)")
 def test_disconnect_closes_http_connections_even_while_errors_are_kept(
         slack: FakeSlack, make: Make) -> None:
     with FlakyRelay(slack) as relay:

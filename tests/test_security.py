@@ -313,9 +313,6 @@ def test_certificates_for_another_host_or_ca_are_refused(ca: trustme.CA, mismatc
             web.close()
 
 
-@pytest.mark.xfail(strict=True, reason="bug 07: server text echoing the token is put "
-                   "unredacted into exception messages (patch "
-                   "/tmp/patches/07-redact-server-text-in-errors.diff)")
 @pytest.mark.parametrize("where", ["rtm_connect_error", "error_frame", "reply_error"])
 def test_a_token_echoed_by_the_server_is_redacted_from_errors(
         where: str, clients: List[RTMClient], all_logs: List[logging.LogRecord]) -> None:
