@@ -13,7 +13,6 @@ import json
 from concurrent.futures import Future
 from typing import Any, Dict, List, Optional, Tuple
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (

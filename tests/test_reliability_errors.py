@@ -42,7 +42,8 @@ def test_goodbye_storm_each_goodbye_reconnects_exactly_once(slack: FakeSlack,
     """Goodbye right after every reconnect, several goodbyes in one burst, goodbye then a
     drop, team_migration_started, goodbye before hello: one reconnect each, at once
     (delay(0) after a ready connection), nothing sent is lost, events stay in order."""
-    rtm = make(backoff=Backoff(initial=0.0, base=0.3, jitter=False))
+    rtm = make(backoff=Backoff(initial=0.0, base=0.3, jitter=False),
+               client_ping_timeout=5.0, server_pong_timeout=2.0)
     rec = Recorder().attach(rtm, "ready", "reconnecting", "goodbye",
                             "team_migration_started", "error")
     streams = Streams(rtm)
@@ -107,7 +108,8 @@ def test_mixed_rtm_connect_failures_honour_backoff_and_retry_after(slack: FakeSl
     starts over (a drop reconnects at once)."""
     backoff = Backoff(initial=0.0, base=0.05, factor=2.0, maximum=0.4, jitter=False)
     web = WebClient(slack.token, base_url=slack.api_url, timeout=0.25)
-    rtm = make(backoff=backoff, web_client=web)
+    rtm = make(backoff=backoff, web_client=web, client_ping_timeout=5.0,
+               server_pong_timeout=2.0)
     rec = Recorder().attach(rtm, *LIFECYCLE)
     slack.fail_next("rtm.connect", status=500)
     slack.fail_next("rtm.connect", "ratelimited", status=429, retry_after=0.3)

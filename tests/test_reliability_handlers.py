@@ -28,9 +28,9 @@ Make = Callable[..., RTMClient]
 
 def test_a_handler_blocking_longer_than_the_ping_timeout_stops_nothing_else(
         slack: FakeSlack, make: Make) -> None:
-    """The dispatcher is stuck for 5 ping timeouts: pings still go out and are answered,
+    """The dispatcher is stuck for 3 ping timeouts: pings still go out and are answered,
     sends resolve, events keep being read (up to the backlog), no reconnect."""
-    rtm = make(client_ping_timeout=0.2, server_pong_timeout=0.1, reply_timeout=0.5)
+    rtm = make(client_ping_timeout=0.4, server_pong_timeout=0.2, reply_timeout=1.0)
     rec = Recorder().attach(rtm, "reconnecting")
     gate = threading.Event()
     seen: List[int] = []
@@ -50,9 +50,9 @@ def test_a_handler_blocking_longer_than_the_ping_timeout_stops_nothing_else(
     assert [r["text"] for r in replies] == [f"during-{i}" for i in range(20)]
     for n in range(1, 200):
         slack.inject({"type": "slow", "n": n})
-    # while blocked: pings are answered (> 3 more ping timeouts pass without a reconnect)
-    slack.wait_for_received("ping", pings + 4, timeout=5)
-    assert time.monotonic() - t0 >= 0.2 * 3
+    # while blocked: pings are answered (3 more ping timeouts pass without a reconnect)
+    slack.wait_for_received("ping", pings + 3, timeout=5)
+    assert time.monotonic() - t0 >= 0.4 * 2
     assert seen == [] and rec.of("reconnecting") == []
     gate.set()
     wait_until(lambda: len(seen) == 200, what="200 events after the handler unblocked")
@@ -64,7 +64,7 @@ def test_a_dead_connection_is_detected_while_a_handler_blocks(slack: FakeSlack,
     """Half-open while the dispatcher is stuck (backlog below the limit): the missed pong
     is noticed on time and the client reconnects; the blocked handler's event and the
     ones after it are still delivered, once, in order."""
-    rtm = make(client_ping_timeout=0.2, server_pong_timeout=0.1)
+    rtm = make(client_ping_timeout=0.4, server_pong_timeout=0.2)
     rec = Recorder().attach(rtm, "reconnecting", "ready")
     gate, blocked = threading.Event(), threading.Event()
     seen: List[Any] = []
@@ -87,7 +87,7 @@ def test_a_dead_connection_is_detected_while_a_handler_blocks(slack: FakeSlack,
     t0 = time.monotonic()
     slack.wait_for_connect_count(2)  # (the lifecycle events wait for the dispatcher)
     wait_until(lambda: rtm.state == "ready", what="ready on the new connection")
-    assert time.monotonic() - t0 < 0.2 + 0.1 + 0.5
+    assert time.monotonic() - t0 < 0.4 + 0.2 + 0.6
     slack.inject({"type": "slow", "conn": 2, "n": 2})
     assert seen == [] and rec.of("reconnecting") == []
     gate.set()
@@ -101,7 +101,7 @@ def test_raising_handlers_skip_nothing(slack: FakeSlack, make: Make) -> None:
     """Handlers that raise on every event, an ``error`` handler that raises too, under a
     flood with sends in flight: every other handler sees every event in order, each raise
     is reported once through ``error``, keep-alive and replies are unaffected."""
-    rtm = make(client_ping_timeout=0.3, server_pong_timeout=0.15)
+    rtm = make()
     rec = Recorder().attach(rtm, "reconnecting")
     errors: List[BaseException] = []
     seen: List[int] = []
@@ -165,7 +165,7 @@ def test_bounded_backlog_pauses_reading_and_drops_nothing(slack: FakeSlack,
     the connection is not declared dead while reading is paused (no pong can be read),
     and a send made meanwhile does not time out: its reply waits in the socket."""
     max_backlog = 200
-    rtm = make(client_ping_timeout=0.2, server_pong_timeout=0.1, reply_timeout=0.3,
+    rtm = make(client_ping_timeout=0.4, server_pong_timeout=0.2, reply_timeout=0.3,
                max_backlog=max_backlog)
     rec = Recorder().attach(rtm, "reconnecting")
     gate = threading.Event()
@@ -187,7 +187,7 @@ def test_bounded_backlog_pauses_reading_and_drops_nothing(slack: FakeSlack,
         wait_until(lambda: run.dispatcher.backlog >= max_backlog, what="a full backlog")
         during = rtm.send_message("while paused", slack.channel_id("general"))
         peaks = []
-        deadline = time.monotonic() + 1.0  # 5 ping timeouts, 3 reply timeouts
+        deadline = time.monotonic() + 1.0  # 2.5 ping timeouts, 3 reply timeouts
         while time.monotonic() < deadline:
             peaks.append(run.dispatcher.backlog)
             time.sleep(0.02)
@@ -210,9 +210,6 @@ def test_bounded_backlog_pauses_reading_and_drops_nothing(slack: FakeSlack,
     assert rec.of("reconnecting") == [] and slack.connect_count == 1
 
 
-@pytest.mark.xfail(strict=True, reason="bug 03: each hello takes a backlog slot that is never "
-                   "given back; after max_backlog connections the reader pauses for good "
-                   "(patch /tmp/patches/03-backlog-leaks-one-per-hello.diff)")
 def test_reconnects_do_not_use_up_the_backlog(slack: FakeSlack, make: Make) -> None:
     rtm = make(max_backlog=3)
     seen: List[int] = []

@@ -99,7 +99,8 @@ def test_deeply_nested_json_is_junk_not_the_end_of_the_run(slack: FakeSlack,
     rtm.start().result(timeout=5)
     slack.connections[0].send_bytes(text_frame(b"[" * 100_000 + b"]" * 100_000) + probe(0))
     wait_until(lambda: rec.of("probe") or rec.of("disconnected"), what="probe or the end")
-    assert rec.of("probe") and rec.of("error") == [] and rec.of("disconnected") == [] and rtm.state == "ready"
+    assert rec.of("probe") and rec.of("error") == [] and rec.of("disconnected") == []
+    assert rtm.state == "ready"
 
 
 PROTOCOL_ERRORS = {
@@ -163,12 +164,12 @@ def test_replies_after_their_timeout_are_ignored(slack: FakeSlack, make: Make) -
     rec = Recorder().attach(rtm, "error", "reconnecting", "slack_event", "raw_message")
     rtm.start().result(timeout=5)
     channel = slack.channel_id("general")
-    slack.reply_delay = 0.5
+    slack.reply_delay = 1.0
     t0 = time.monotonic()
     late = [rtm.send_message(f"late-{i}", channel) for i in range(5)]
     for fut in late:
         assert isinstance(fut.exception(timeout=2), NoReplyReceivedError)
-    assert time.monotonic() - t0 < 0.5  # failed at the deadline, not when the reply came
+    assert time.monotonic() - t0 < 1.0  # failed at the deadline, not when the reply came
     wait_until(lambda: sum('"reply_to"' in a[0] for a in rec.of("raw_message")) >= 5,
                what="the late replies")
     slack.reply_delay = 0.0
