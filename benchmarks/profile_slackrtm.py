@@ -26,18 +26,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from run import Server, ensure_venv  # noqa: E402
+from run import Server, ensure_venv, snapshot  # noqa: E402
 
 ROLES = {"_reader_main": "reader", "_dispatcher_main": "dispatcher",
          "_keepalive_main": "keepalive", "_writer_main": "writer"}
 _FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^:]+):\d+\)$")
 
 
+SOURCE = REPO
+
+
 def worker(python: str, api_url: str, scenario: str, extra: List[str],
            prefix: List[str]) -> Dict[str, object]:
     cmd = [*prefix, python, os.path.join(HERE, "worker.py"), "--client", "slackrtm",
            "--scenario", scenario, "--api-url", api_url, *extra]
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = dict(os.environ, PYTHONPATH=SOURCE)
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")]
     if not lines:
@@ -117,7 +120,12 @@ def main() -> None:
     p.add_argument("--sends", type=int, default=20000)
     p.add_argument("--rate", type=int, default=1000, help="py-spy samples per second")
     p.add_argument("--out", default=os.path.join(HERE, "results", "profile-raw"))
+    p.add_argument("--commit", metavar="REV", help="profile slackrtm as committed at REV")
     args = p.parse_args()
+    global SOURCE
+    if args.commit:
+        SOURCE, commit = snapshot(args.commit)
+        print(f"profiling slackrtm {commit}", flush=True)
     os.makedirs(args.out, exist_ok=True)
     python = ensure_venv("main")
     pyspy = os.path.join(os.path.dirname(python), "py-spy")

@@ -96,7 +96,6 @@ def _table(head: List[str], rows: List[List[str]]) -> str:
 
 def render(data: Dict[str, Any]) -> str:
     res = Results(data)
-    floor, ceiling = res.eps(FLOOR), res.eps(CEILING)
     out: List[str] = []
     m = data["machine"]
     load = m.get("loadavg_start"), m.get("loadavg_end")
@@ -110,20 +109,20 @@ def render(data: Dict[str, Any]) -> str:
         eps = res.eps(c)
         ladder = [r for r in res.select(c, "ladder") if clean(r)]
         best = max((float(r["opts"]["pace"]) for r in ladder), default=None)
-        rows.append([c, _fmt(eps), _fmt(_ratio(eps, floor), "{:.2f}x"),
-                     _fmt(_ratio(eps, ceiling), "{:.2f}x"),
+        rows.append([c, _fmt(eps), _fmt(res.paired(c, FLOOR, "burst", "eps"), "{:.2f}x"),
+                     _fmt(res.paired(c, CEILING, "burst", "eps"), "{:.2f}x"),
                      _fmt(res.median(c, "burst", "cpu_us_per_event", clean), "{:.1f}"),
                      res.faults(c, "burst"),
                      _fmt(res.median(c, "paced", "eps")),
                      _fmt(_paced_cpu(res, c), "{:.0f}%"), res.faults(c, "paced"),
                      _fmt(best, "{:,.0f}", "-")])
     n = data["args"]["events"]
-    out.append(f"\nInbound: {n:,} message events of ~300 B, hello..sentinel, one trivial handler")
+    out.append(f"\nInbound: {n:,} message events of ~300 B, hello..sentinel, one trivial handler"
+               " (ratios: median over rounds of the ratio within each round)")
     out.append(_table(["client", "burst ev/s", "x floor", "x ceiling", "CPU us/ev",
                        "lost/dup/order", f"paced {res.pace:,.0f}/s: ev/s", "CPU",
                        "lost/dup/order", "max clean pace"], rows))
 
-    bare_p50 = res.median(FLOOR, "send", "p50_ms")
     rows = []
     for c in res.clients:
         p50 = res.median(c, "send", "p50_ms")
@@ -131,7 +130,7 @@ def render(data: Dict[str, Any]) -> str:
         note = f" ({len(bad)}/{len(res.select(c, 'send'))} runs {bad[0]['status']})" if bad else ""
         rows.append([c, _fmt(p50, "{:.3f}") + note,
                      _fmt(res.median(c, "send", "p99_ms"), "{:.3f}"),
-                     _fmt(_ratio(p50, bare_p50), "{:.2f}x"),
+                     _fmt(res.paired(c, FLOOR, "send", "p50_ms"), "{:.2f}x"),
                      _sendmt(res, c),
                      _drop(res, c),
                      _halfopen(res, c),

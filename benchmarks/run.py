@@ -31,12 +31,11 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 from report import render  # noqa: E402
+from worker import IMPORTS  # noqa: E402
 
 CLIENTS = ["ws-bare", "ws-ceiling", "raw-loop", "slackrtm", "slack_sdk", "slackclient1"]
 VENVS = {"main": (".venv", "requirements.txt"),
          "slackclient": (".venv-slackclient", "requirements-slackclient.txt")}
-IMPORTS = {"ws-bare": "websocket", "ws-ceiling": "websocket", "raw-loop": "websocket",
-           "slackrtm": "slackrtm", "slack_sdk": "slack_sdk.rtm_v2", "slackclient1": "slackclient"}
 SCENARIOS = ["inbound", "paced", "send", "sendmt", "reconnect", "idle", "memory", "ladder"]
 SUPPORTS = {"sendmt": {"slackrtm"}, "reconnect": {"slackrtm", "slack_sdk", "slackclient1"}}
 LADDER = [5000, 10000, 20000, 30000, 40000, 60000, 80000, 120000, 160000]
