@@ -7,9 +7,10 @@ raising handler skips nothing. Everything runs on the one dispatcher thread, in 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import blinker
 
@@ -102,6 +103,7 @@ class Dispatcher:
         self.max_backlog = max_backlog
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._backlog = 0
+        self._handler_waits = 0  # handlers blocked on a send's future: read on regardless
         self._room = threading.Condition(threading.Lock())
         self.thread_ident: Optional[int] = None
 
@@ -127,13 +129,13 @@ class Dispatcher:
         Returns False, counting nothing in, when ``give_up()`` turns true while waiting.
         """
         with self._room:
-            if self._backlog < self.max_backlog:
+            if self._backlog < self.max_backlog or self._handler_waits:
                 self._backlog += frames
                 return True
         on_pause(True)
         try:
             with self._room:
-                while self._backlog >= self.max_backlog:
+                while self._backlog >= self.max_backlog and not self._handler_waits:
                     if give_up():
                         return False
                     self._room.wait(0.25)
@@ -141,6 +143,22 @@ class Dispatcher:
         finally:
             on_pause(False)
         return True
+
+    @contextlib.contextmanager
+    def handler_waiting(self) -> Iterator[None]:
+        """A handler blocks on a send's future: its reply must be read even when the
+        backlog is full (else it would wait for a reply nobody reads: a deadlock)."""
+        if threading.get_ident() != self.thread_ident:
+            yield
+            return
+        with self._room:
+            self._handler_waits += 1
+            self._room.notify_all()
+        try:
+            yield
+        finally:
+            with self._room:
+                self._handler_waits -= 1
 
     @property
     def backlog(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -39,6 +40,34 @@ def _proxy_tuple(proxy: str, *, strict: bool) -> Tuple[str, int, Optional[Tuple[
         auth = (unquote(parts.username), unquote(parts.password or ""))
     default = 443 if parts.scheme == "https" else 80
     return parts.hostname or "", parts.port or default, auth
+
+
+class _SendFuture(Future):  # type: ignore[type-arg]
+    """A send's future. A handler blocking on it lets the reader read past ``max_backlog``
+    meanwhile, so the reply it waits for is read: the wait cannot deadlock."""
+
+    def __init__(self, client: RTMClient) -> None:
+        super().__init__()
+        self._client = client
+
+    def _waiting(self) -> Any:
+        run = self._client._run
+        return run.dispatcher.handler_waiting() if run is not None else \
+            contextlib.nullcontext()
+
+    def result(self, timeout: Optional[float] = None) -> Any:
+        """As :meth:`concurrent.futures.Future.result`."""
+        if self.done():
+            return super().result(0)
+        with self._waiting():
+            return super().result(timeout)
+
+    def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
+        """As :meth:`concurrent.futures.Future.exception`."""
+        if self.done():
+            return super().exception(0)
+        with self._waiting():
+            return super().exception(timeout)
 
 
 class _Terminate(BaseException):
@@ -279,7 +308,7 @@ class RTMClient:
     def add_outgoing_event(self, await_reply: bool, type: str,
                            body: Optional[Dict[str, Any]] = None) -> Future[Any]:
         """Send any RTM event; resolves with the reply (``await_reply``) or None once written."""
-        future: Future[Any] = Future()
+        future: Future[Any] = _SendFuture(self)
         return self._submit(future, lambda: self._core.submit(type, body, await_reply, future))
 
     def send_message(self, text: str, conversation_id: str, *,
@@ -296,7 +325,7 @@ class RTMClient:
 
     def subscribe_presence(self, user_ids: List[str]) -> Future[None]:
         """Subscribe to these users' presence (the complete list); re-sent on reconnect."""
-        future: Future[Any] = Future()
+        future: Future[Any] = _SendFuture(self)
         return self._submit(future, lambda: self._core.subscribe_presence(user_ids, future))
 
     def _submit(self, future: Future[Any], queue: Callable[[], Optional[Resolve]]) -> Future[Any]:
