@@ -16,8 +16,6 @@ import time
 import tracemalloc
 from typing import Any, Callable, Dict, List
 
-import pytest
-
 from slackrtm import RTMClient
 from slackrtm.testing import FakeSlack
 from tests.conftest import Recorder, wait_until
