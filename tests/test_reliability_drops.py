@@ -117,6 +117,9 @@ def test_200_drops_at_every_point_with_sends_in_flight(slack: FakeSlack, make: M
         finally:
             senders.join()
         ledger.wait_all(timeout=15)  # every send ends while the client is still running
+        # and with the faults over, every send gets its own reply
+        final = [ledger.send(rtm, f"final-{i}", channel) for i in range(100)]
+        assert all(f.result(timeout=10)["text"] == f"final-{i}" for i, f in enumerate(final))
         outcomes = ledger.check(slack)
         rtm.disconnect()
     assert all(f.result(0)["ok"] for f in queued_early)  # queued before ready: delivered
@@ -159,14 +162,17 @@ def test_sends_queued_across_many_failed_attempts_are_all_delivered(slack: FakeS
     channel = slack.channel_id("general")
     slack.fail_next("rtm.connect", "internal_error", times=3)
     slack.fail_next("websocket", "busy", status=503, times=3)
+    slack.hold_hello = True  # then two connections that never get hello
     slack.drop()
     rec.wait_for("reconnecting")
     futures = [rtm.send_message(f"held-{i}", channel) for i in range(100)]
-    slack.wait_for_call("rtm.connect", 5)  # 1 + 3 failed + the one that succeeds
+    rec.wait_for("reconnecting", 1 + 3 + 3 + 2)
+    assert slack.connect_count == 3 and not any(f.done() for f in futures)
+    slack.hold_hello = False
     replies = [f.result(timeout=10) for f in futures]
     assert [r["text"] for r in replies] == [f"held-{i}" for i in range(100)]
-    assert len(rec.of("ready")) == 2
-    assert len(rec.of("reconnecting")) == 1 + 3 + 3
+    assert len(rec.of("ready")) == 2 and slack.connect_count == 4
+    assert len(rec.of("reconnecting")) == 1 + 3 + 3 + 2
     sent = [f["text"] for f in slack.received if f.get("type") == "message"]
     assert sent == [f"held-{i}" for i in range(100)]
 

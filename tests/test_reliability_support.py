@@ -383,6 +383,7 @@ class FlakyRelay:
     def _spawn(self, target: Callable[..., None], *args: Any) -> None:
         t = threading.Thread(target=target, args=args, name="relay", daemon=True)
         with self._lock:
+            self._threads = [x for x in self._threads if x.is_alive()]  # (long soaks)
             self._threads.append(t)
         t.start()
 

@@ -32,6 +32,7 @@ import re
 import resource
 import threading
 import time
+import tracemalloc
 from collections import Counter, deque
 from concurrent.futures import CancelledError, Future
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
@@ -76,8 +77,10 @@ def memory_kib() -> Tuple[int, int]:
 
 class Soak:
     def __init__(self, minutes: float, seed: int, senders: int, verbose: bool,
-                 max_backlog: int = 1000) -> None:
+                 max_backlog: int = 1000, trace: bool = False) -> None:
         self.max_backlog = max_backlog
+        self.trace = trace
+        self.snapshot: Any = None
         self.duration = minutes * 60.0
         self.rng = random.Random(seed)
         self.n_senders = senders
@@ -384,6 +387,10 @@ class Soak:
 
     # ------------------------------------------------------------------ sampling
     def sample(self) -> None:
+        if self.trace and self.snapshot is None and self.elapsed() >= min(
+                60.0, self.duration / 4):
+            gc.collect()
+            self.snapshot = tracemalloc.take_snapshot()
         rss, _ = memory_kib()
         threads = threading.active_count()
         client = len(slackrtm_threads())
@@ -403,6 +410,8 @@ class Soak:
     # ------------------------------------------------------------------ run
     def run(self) -> int:
         self.t0 = time.monotonic()
+        if self.trace:
+            tracemalloc.start(8)
         self.slack = FakeSlack()
         self.relay = FlakyRelay(self.slack)
         baseline_fds = open_fds()
@@ -515,6 +524,15 @@ class Soak:
             print("  last client ERROR log lines:")
             for line in self.last_errors:
                 print(f"    {line}")
+        if self.trace and self.snapshot is not None:
+            gc.collect()
+            growth = tracemalloc.take_snapshot().compare_to(self.snapshot, "lineno")
+            growth.sort(key=lambda stat: stat.size_diff, reverse=True)
+            total = sum(stat.size_diff for stat in growth)
+            print(f"  Python memory since warm-up (tracemalloc): {total / 1024:+.1f} KiB; "
+                  "largest growth by allocation site:")
+            for stat in growth[:10]:
+                print(f"    {stat}")
         if self.violations:
             print(f"\nINVARIANTS BROKEN ({len(self.violations)}):")
             for v in self.violations[:50]:
@@ -531,6 +549,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--max-backlog", type=int, default=1000)
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="report where memory grew after warm-up (slower)")
     args = parser.parse_args(argv)
     return Soak(args.minutes, args.seed, args.senders, verbose=not args.quiet,
-                max_backlog=args.max_backlog).run()
+                max_backlog=args.max_backlog, trace=args.tracemalloc).run()
