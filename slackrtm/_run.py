@@ -403,7 +403,7 @@ class Run:
             else:
                 self.c._core.resume(monotonic())
         if paused:
-            self.log.warn(f"handlers are {self.dispatcher.backlog} events behind: reading "
+            self.log.debug(f"handlers are {self.dispatcher.backlog} events behind: reading "
                           "paused until they catch up")
         self.kick.set()
 

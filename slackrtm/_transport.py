@@ -22,7 +22,7 @@ import websocket
 from slackrtm.errors import WebsocketError
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-_CHUNK = 262144
+_CHUNK = 65536
 #: Largest message accepted; a bigger one fails the connection instead of eating memory.
 MAX_MESSAGE = 64 * 1024 * 1024
 _U16 = struct.Struct("!H")

@@ -84,7 +84,7 @@ class RTMClient:
         rtm.start().result(timeout=30)
         print(rtm.send_message("hi", channel_id).result()["ts"])
 
-    Besides the arguments of the API contract, ``max_backlog`` (default 10,000) bounds the
+    Besides the arguments of the API contract, ``max_backlog`` (default 1,000) bounds the
     events read but not yet handled: when handlers fall that far behind, the client stops
     reading the socket until they catch up (TCP back-pressure; nothing is dropped), and
     keep-alive and reply deadlines stand still meanwhile.
@@ -107,7 +107,7 @@ class RTMClient:
         proxy: Optional[str] = None,
         ssl_context: Optional[ssl.SSLContext] = None,
         web_client: Optional[WebClient] = None,
-        max_backlog: int = 10_000,
+        max_backlog: int = 1_000,
     ) -> None:
         if server_pong_timeout >= client_ping_timeout:
             raise KeepAliveConfigError(
