@@ -22,6 +22,7 @@ import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from slackrtm import (
@@ -152,7 +153,7 @@ class Ledger:
         for text, _, fut in sends:
             try:
                 fut.exception(max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
+            except FutureTimeout:
                 raise AssertionError(f"send {text!r} still pending after {timeout} s") from None
 
     def outcomes(self) -> Counter[str]:
@@ -227,7 +228,7 @@ class Senders:
                 # wait for the oldest (with a deadline: it may be held for a reconnect)
                 try:
                     window.pop(0).exception(timeout=0.2)
-                except TimeoutError:
+                except FutureTimeout:  # not the builtin TimeoutError before Python 3.11
                     pass
 
     def join(self) -> None:
