@@ -172,6 +172,7 @@ def test_sends_queued_across_many_failed_attempts_are_all_delivered(slack: FakeS
     slack.hold_hello = False
     replies = [f.result(timeout=10) for f in futures]
     assert [r["text"] for r in replies] == [f"held-{i}" for i in range(100)]
+    rec.wait_for("ready", 2)  # replies resolve on the reader; events follow on theirs
     assert len(rec.of("ready")) == 2 and slack.connect_count == 4
     assert len(rec.of("reconnecting")) == 1 + 3 + 3 + 2
     sent = [f["text"] for f in slack.received if f.get("type") == "message"]

@@ -139,6 +139,7 @@ def test_protocol_violations_fail_the_connection_and_it_is_replaced(
     assert queued.result(timeout=5)["text"] == "queued across the failure"
     assert rec.of("x") == [] and rec.of("error") == []
     assert all("\ufffd" not in a[0] for a in rec.of("raw_message"))  # nothing half-decoded
+    rec.wait_for("ready", 2)  # the reply resolves on the reader; events follow on theirs
     assert len(rec.of("ready")) == 2 and len(rec.of("reconnecting")) == 1
 
 
