@@ -122,6 +122,7 @@ def test_rate_limited_rtm_connect_waits_retry_after(slack: FakeSlack, make: Make
     rtm.start().result(timeout=5)
     elapsed = time.monotonic() - t0
     assert elapsed >= 0.6
+    rec.wait_for("ready")  # events are dispatched after the future resolves
     (err,) = rec.of("unable_to_rtm_start")
     assert isinstance(err[0], RateLimitedError) and err[0].retry_after == pytest.approx(0.6)
     assert rec.names()[:3] == ["connecting", "unable_to_rtm_start", "reconnecting"]
@@ -134,7 +135,7 @@ def test_retryable_errors_then_success(slack: FakeSlack, make: Make) -> None:
     rtm = make()
     rec = Recorder().attach(rtm, "unable_to_rtm_start")
     rtm.start().result(timeout=5)
-    errs = [a[0] for a in rec.of("unable_to_rtm_start")]
+    errs = [a[0] for a in rec.wait_for("unable_to_rtm_start", 3)]
     assert [type(e) for e in errs] == [PlatformError, PlatformError, SlackHTTPError]
     assert errs[0].error == "internal_error" and errs[2].status_code == 500
 
