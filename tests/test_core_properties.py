@@ -13,7 +13,7 @@ import json
 from concurrent.futures import Future
 from typing import Any, Dict, List, Optional, Tuple
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -517,3 +517,122 @@ def test_json_true_is_no_message_id() -> None:
     assert item is not None and item[0].id == 1
     assert core.inbound({"ok": True, "reply_to": True}, 0.0) == []
     assert 1 in core.pending
+
+
+# ---------------------------------------------------------------------------------------
+# The transport's frame parser: however the byte stream is cut into socket reads (inside
+# a header, an extended length, a payload, a UTF-8 character), the same messages come
+# out, in order; control frames between fragments are answered, not delivered; and the
+# messages before a close frame are delivered before the connection ends.
+
+def _frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    n = len(payload)
+    first = (0x80 if fin else 0) | opcode
+    if n < 126:
+        head = bytes((first, n))
+    elif n < 65536:
+        head = bytes((first, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((first, 127)) + n.to_bytes(8, "big")
+    return head + payload
+
+
+PAYLOAD_SIZES = st.sampled_from([0, 1, 125, 126, 127, 200, 65535, 65536, 70_000])
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> Tuple[bytes, Tuple[Optional[str], Optional[bytes]],
+                                       List[int]]:
+    """One message as wire bytes (maybe fragmented, pings in between), as parsed, and the
+    offsets where its frames start."""
+    if draw(st.booleans()):
+        text = draw(st.text(max_size=40))
+        if draw(st.booleans()):  # pad to a size around a length-encoding boundary
+            text += "x" * max(0, draw(PAYLOAD_SIZES) - len(text.encode()))
+        payload, opcode, parsed = text.encode(), 0x1, (text, None)
+    else:
+        payload = draw(st.binary(max_size=40)) + bytes(draw(PAYLOAD_SIZES))
+        opcode, parsed = 0x2, (None, payload)
+    cuts = sorted(set(draw(st.lists(st.integers(0, len(payload)), max_size=3))))
+    pieces = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, len(payload)])]
+    wire = b""
+    starts = []
+    for i, piece in enumerate(pieces):
+        starts.append(len(wire))
+        wire += _frame(opcode if i == 0 else 0x0, piece, fin=i == len(pieces) - 1)
+        if i < len(pieces) - 1 and draw(st.booleans()):
+            starts.append(len(wire))
+            wire += _frame(0x9, draw(st.binary(max_size=125)))  # a ping between fragments
+    return wire, parsed, starts
+
+
+def _read_all(chunks: List[bytes]) -> Tuple[List[Any], str]:
+    """Feed ``chunks`` to a Transport as successive socket reads; return what it read and
+    how it ended."""
+    import socket
+
+    from slackrtm._transport import Transport
+    from slackrtm.errors import WebsocketError
+
+    ours, peer = socket.socketpair()  # pongs and the close reply go to ``peer``
+    peer.setblocking(False)
+
+    class _Ws:
+        sock = ours
+
+    transport = Transport(_Ws(), "ws://test")
+    feed = iter(chunks)
+
+    def fill() -> None:  # one "socket read" per chunk
+        try:
+            transport._buf += next(feed)
+        except StopIteration:
+            raise WebsocketError("end of the stream") from None
+
+    transport._fill = fill  # type: ignore[method-assign]
+    out: List[Any] = []
+    try:
+        while True:
+            try:
+                out += transport.read()
+            except WebsocketError as exc:
+                return out, str(exc)
+    finally:
+        ours.close()
+        peer.close()
+
+
+def test_every_cut_inside_a_frame_header() -> None:
+    """Each length encoding (7, 16 and 64 bits), cut at every byte of its header."""
+    for size in (5, 126, 65536):
+        text = "h" * size
+        wire = _frame(0x1, text.encode()) + _frame(0x1, b"{}")
+        for cut in range(1, 12):
+            out, _ = _read_all([wire[:cut], wire[cut:]])
+            assert out == [(text, None), ("{}", None)], (size, cut)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(stream=st.lists(messages(), max_size=8), data=st.data(),
+       end=st.sampled_from(["close", "eof"]))
+def test_frame_parser_is_independent_of_how_reads_cut_the_stream(
+        stream: List[Tuple[bytes, Any, List[int]]], data: st.DataObject, end: str) -> None:
+    wire = b""
+    starts: List[int] = []
+    for w, _, offsets in stream:
+        starts += [len(wire) + o for o in offsets]
+        wire += w
+    if end == "close":
+        starts.append(len(wire))
+        wire += _frame(0x8, (1001).to_bytes(2, "big"))
+    # reads that end anywhere, and especially inside a frame's header (1 to 11 bytes in)
+    cuts = data.draw(st.lists(st.integers(0, len(wire)), max_size=6))
+    if starts:
+        cuts += [starts[i] + k for i, k in data.draw(st.lists(st.tuples(
+            st.integers(0, len(starts) - 1), st.integers(1, 11)), max_size=12))]
+    cuts = sorted(c for c in set(cuts) if 0 < c < len(wire))
+    chunks = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)]) if b > a]
+    out, ended = _read_all(chunks)
+    assert out == [parsed for _, parsed, _ in stream]
+    assert ("closed the connection (code 1001" in ended) == (end == "close"), ended

@@ -196,7 +196,7 @@ def test_bounded_backlog_pauses_reading_and_drops_nothing(slack: FakeSlack,
     finally:
         tracemalloc.stop()
     try:
-        # one read is at most 256 KiB: ~1,100 of these ~230-byte events
+        # one socket read is at most 256 KiB (64 KiB now): ~1,100 of these ~230-byte events
         assert max(peaks) <= max_backlog + 1200, max(peaks)
         assert held < 2 * 1024 * 1024, f"{held} bytes held while paused"  # the flood: 7 MB
         assert not during.done() and rec.of("reconnecting") == []
