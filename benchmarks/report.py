@@ -218,7 +218,11 @@ def targets(res: Results, data: Dict[str, Any]) -> str:
 
     r_floor = res.paired(US, FLOOR, "burst", "eps")
     r_ceil = res.paired(US, CEILING, "burst", "eps")
-    r_send = res.paired(US, FLOOR, "send", "p50_ms")
+    pairs = [r["ratio"] for r in res.select(US, "sendpair") if r["status"] == "ok"]
+    r_send = _median(pairs) if pairs else res.paired(US, FLOOR, "send", "p50_ms")
+    send_how = (f" (interleaved with the bare loop in one process, median of {len(pairs)} runs;"
+                f" separate processes: {_fmt(res.paired(US, FLOOR, 'send', 'p50_ms'), '{:.2f}x')})"
+                if pairs else "")
     lines = [
         ("inbound >= 4x the bare websocket-client loop", cmp(r_floor, 4.0, True),
          _fmt(r_floor, "{:.2f}x")),
@@ -226,7 +230,7 @@ def targets(res: Results, data: Dict[str, Any]) -> str:
         ("zero loss / duplicates / reordering (every slackrtm flood)",
          None if not ours else faults == 0, f"{faults} faults in {len(ours)} floods"),
         ("send p50 within 1.3x of the bare send+recv loop", cmp(r_send, 1.3, False),
-         _fmt(r_send, "{:.2f}x")),
+         _fmt(r_send, "{:.2f}x") + send_how),
         ("idle CPU <= 0.1% of a core", cmp(idle, 0.1, False), _fmt(idle, "{:.4f}%")),
         (f"RSS growth <= 5 MB over {data['sizes']['mem_events']:,} events",
          cmp(growth, 5.0, False), _fmt(growth, "{:+.1f} MB")),

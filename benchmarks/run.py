@@ -36,8 +36,10 @@ from worker import IMPORTS  # noqa: E402
 CLIENTS = ["ws-bare", "ws-ceiling", "raw-loop", "slackrtm", "slack_sdk", "slackclient1"]
 VENVS = {"main": (".venv", "requirements.txt"),
          "slackclient": (".venv-slackclient", "requirements-slackclient.txt")}
-SCENARIOS = ["inbound", "paced", "send", "sendmt", "reconnect", "idle", "memory", "ladder"]
-SUPPORTS = {"sendmt": {"slackrtm"}, "reconnect": {"slackrtm", "slack_sdk", "slackclient1"}}
+SCENARIOS = ["inbound", "paced", "send", "sendpair", "sendmt", "reconnect", "idle", "memory",
+             "ladder"]
+SUPPORTS = {"sendmt": {"slackrtm"}, "sendpair": {"slackrtm"},
+            "reconnect": {"slackrtm", "slack_sdk", "slackclient1"}}
 LADDER = [5000, 10000, 20000, 30000, 40000, 60000, 80000, 120000, 160000]
 
 
@@ -140,7 +142,8 @@ class Runner:
 
 def _brief(r: Dict[str, Any]) -> str:
     keys = [("eps", "{:,.0f} ev/s"), ("lost", "lost {}"), ("dups", "dups {}"),
-            ("order", "order {}"), ("p50_ms", "p50 {:.3f} ms"), ("sends_per_s", "{:,.0f} sends/s"),
+            ("order", "order {}"), ("p50_ms", "p50 {:.3f} ms"), ("ref_p50_ms", "bare {:.3f} ms"),
+            ("sends_per_s", "{:,.0f} sends/s"),
             ("drop_to_ready_s", "drop->ready {:.3f} s"),
             ("halfopen_to_ready_s", "half-open {:.3f} s"),
             ("cpu_pct", "cpu {:.4f}%"), ("growth_mb", "rss +{:.1f} MB"), ("error", "{}")]
@@ -254,7 +257,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         for rnd in range(1, args.rounds + 1):
             print(f"round {rnd}/{args.rounds}", flush=True)
             order = clients[rnd - 1:] + clients[:rnd - 1]  # alternate who goes first
-            for scenario in ("inbound", "paced", "send", "sendmt", "reconnect"):
+            for scenario in ("inbound", "paced", "send", "sendpair", "sendmt", "reconnect"):
                 if scenario not in scenarios:
                     continue
                 for client in order:
@@ -266,8 +269,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                         n = sizes["paced_events"]
                         runner.worker(client, "inbound", n / args.pace + flood_timeout, rnd,
                                       events=n, pace=args.pace)
-                    elif scenario == "send":
-                        runner.worker(client, "send", 10.0, rnd, sends=sizes["sends"])
+                    elif scenario in ("send", "sendpair"):
+                        runner.worker(client, scenario, 10.0, rnd, sends=sizes["sends"])
                     elif scenario == "sendmt":
                         runner.worker(client, "sendmt", 30.0, rnd, mt_sends=sizes["mt_sends"])
                     elif rnd == 1 or not q:

@@ -66,6 +66,31 @@ def send(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, Any]:
             "p99_ms": percentile(lat, 99) * 1e3, "mean_ms": sum(lat) / len(lat) * 1e3}
 
 
+def sendpair(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, Any]:
+    """Sequential sends of the client and of the bare loop, interleaved in blocks of 100
+    in this one process, so both see the same moments of a noisy machine."""
+    ref = WSBare()
+    ref.connect(args.api_url, f"xoxb-bench-{args.tag}ref", None)
+    ids = iter(range(1, 10**9))
+    for _ in range(50):
+        client.request(next(ids), TEXT, args.timeout)
+        ref.request(next(ids), TEXT, args.timeout)
+    lat: Dict[str, List[float]] = {"client": [], "ref": []}
+    for k in range(max(2, args.sends // 100)):
+        order = (("client", client), ("ref", ref)) if k % 2 == 0 else \
+            (("ref", ref), ("client", client))
+        for key, who in order:
+            for _ in range(100):
+                t0 = time.perf_counter()
+                who.request(next(ids), TEXT, args.timeout)
+                lat[key].append(time.perf_counter() - t0)
+    ref.close()
+    p50, ref50 = percentile(lat["client"], 50), percentile(lat["ref"], 50)
+    return {"sends": len(lat["client"]), "p50_ms": p50 * 1e3, "ref_p50_ms": ref50 * 1e3,
+            "p99_ms": percentile(lat["client"], 99) * 1e3,
+            "ref_p99_ms": percentile(lat["ref"], 99) * 1e3, "ratio": p50 / ref50}
+
+
 def sendmt(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, Any]:
     threads, total = 8, args.mt_sends
     barrier = threading.Barrier(threads + 1)
@@ -177,8 +202,8 @@ def memory(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, Any
 
 
 SCENARIOS: Dict[str, Callable[[Any, Control, argparse.Namespace], Dict[str, Any]]] = {
-    "inbound": inbound, "send": send, "sendmt": sendmt, "reconnect": reconnect,
-    "idle": idle, "memory": memory,
+    "inbound": inbound, "send": send, "sendpair": sendpair, "sendmt": sendmt,
+    "reconnect": reconnect, "idle": idle, "memory": memory,
 }
 
 
