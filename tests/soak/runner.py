@@ -35,6 +35,7 @@ import time
 import tracemalloc
 from collections import Counter, deque
 from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from slackrtm import Backoff, LogLevel, RTMClient, WebClient
@@ -168,6 +169,12 @@ class Soak:
 
     # ------------------------------------------------------------------ senders
     def sender(self, k: int, depth: int = 3) -> None:
+        try:
+            self._sender(k, depth)
+        except BaseException as exc:  # a dead sender would silently thin the traffic
+            self.violation(f"sender {k} died: {exc!r}")
+
+    def _sender(self, k: int, depth: int) -> None:
         window: Deque[Tuple[float, Future[Any], str, int, bool]] = deque()
         i = 0
         while True:
@@ -188,7 +195,7 @@ class Soak:
         made, fut, text, epoch, restarting = window[0]
         try:
             err = fut.exception(timeout=0.2)
-        except TimeoutError:
+        except FutureTimeout:  # (not the builtin TimeoutError before Python 3.11)
             if time.monotonic() - made > PENDING_LIMIT:
                 self.violation(f"send {text} pending for {PENDING_LIMIT:g} s")
                 window.popleft()
