@@ -163,7 +163,7 @@ def test_bounded_backlog_pauses_reading_and_drops_nothing(slack: FakeSlack,
     the connection is not declared dead while reading is paused (no pong can be read),
     and a send made meanwhile does not time out: its reply waits in the socket."""
     max_backlog = 200
-    rtm = make(client_ping_timeout=0.4, server_pong_timeout=0.2, reply_timeout=0.3,
+    rtm = make(client_ping_timeout=1.0, server_pong_timeout=0.5, reply_timeout=0.3,
                max_backlog=max_backlog)
     rec = Recorder().attach(rtm, "reconnecting")
     gate = threading.Event()
@@ -185,7 +185,7 @@ def test_bounded_backlog_pauses_reading_and_drops_nothing(slack: FakeSlack,
         wait_until(lambda: run.dispatcher.backlog >= max_backlog, what="a full backlog")
         during = rtm.send_message("while paused", slack.channel_id("general"))
         peaks = []
-        deadline = time.monotonic() + 1.0  # 2.5 ping timeouts, 3 reply timeouts
+        deadline = time.monotonic() + 1.6  # > ping + pong timeouts, 5 reply timeouts
         while time.monotonic() < deadline:
             peaks.append(run.dispatcher.backlog)
             time.sleep(0.02)
