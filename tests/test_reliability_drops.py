@@ -100,6 +100,7 @@ def test_200_drops_at_every_point_with_sends_in_flight(slack: FakeSlack, make: M
         start = rtm.start()
         queued_early = [ledger.send(rtm, f"early-{i}", channel) for i in range(5)]
         start.result(timeout=5)
+        rec.wait_for("ready")  # (the future resolves before the event is dispatched)
         # queued before ready: written at ready, and delivered (before any fault starts)
         assert all(f.result(timeout=5)["ok"] for f in queued_early)
         senders = Senders(rtm, ledger, channel)

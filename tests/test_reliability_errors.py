@@ -49,6 +49,7 @@ def test_goodbye_storm_each_goodbye_reconnects_exactly_once(slack: FakeSlack,
     streams = Streams(rtm)
     ledger = Ledger()
     rtm.start().result(timeout=5)
+    rec.wait_for("ready")  # (the future resolves before the event is dispatched)
     senders = Senders(rtm, ledger, slack.channel_id("general"), n=2)
     storms = ["goodbye", "burst", "goodbye_then_drop", "migration", "goodbye_before_hello"]
     failed_attempts: List[int] = []

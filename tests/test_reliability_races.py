@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 
-from slackrtm import RTMClient, SlackHTTPError
+from slackrtm import Backoff, RTMClient, SlackHTTPError
 from slackrtm.testing import FakeSlack
 from tests.conftest import LIFECYCLE, Recorder, wait_until
 from tests.test_reliability_support import FlakyRelay, LeakCheck, open_fds, slackrtm_threads
@@ -140,7 +140,11 @@ def test_start_disconnect_sends_and_drops_race_from_many_threads(slack: FakeSlac
                                   "from_a_handler"])
 def test_50_start_disconnect_cycles_leave_no_thread_or_descriptor(
         slack: FakeSlack, make: Make, when: str) -> None:
-    rtm = make(hello_timeout=5.0)
+    # during_backoff: a long backoff, so that no next attempt (an rtm.connect FakeSlack may
+    # still be answering after the abort) can use up the next cycle's fault
+    backoff = Backoff(initial=0.0, base=5.0, jitter=False) if when == "during_backoff" else \
+        Backoff(initial=0.0, base=0.01, maximum=0.05)
+    rtm = make(hello_timeout=5.0, backoff=backoff)
     rec = Recorder().attach(rtm, "ready", "connected", "reconnecting", "disconnected")
     if when == "from_a_handler":
         rtm.on("ready", lambda: rtm.disconnect())
