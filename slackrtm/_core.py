@@ -389,6 +389,17 @@ class Core:
                                 if not (s.type == "ping" and s.future is None))
         return effects
 
+    def switched(self, now: float) -> None:
+        """A refresh replaced the connection by another one that is ready (Socket Mode):
+        the keep-alive starts afresh; a ping meant for the old connection is forgotten."""
+        self.last_inbound = now
+        self.ping_id = None
+        self.ping_deadline = None
+        self.dead = False
+        if any(s.type == "ping" and s.future is None for s in self.outbox):
+            self.outbox = deque(s for s in self.outbox
+                                if not (s.type == "ping" and s.future is None))
+
     def reconnect_delay(self) -> float:
         """Backoff delay before the next attempt, for the current failure count."""
         return self.backoff.delay(self.failures)

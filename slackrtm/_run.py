@@ -1,40 +1,52 @@
 """One run of a client, from ``start()`` to ``disconnect()``: its threads and connection.
 
+This is the machinery both clients share; what differs between RTM and Socket Mode (the
+Web API call that hands out a WebSocket URL, which errors are fatal, what each frame
+means) is supplied by a subclass: ``_rtm_run.RTMRun`` or ``_sm_run.SocketModeRun``. The
+run knows its client only through :class:`Host`, the few settings and shared objects it
+needs, never the facade.
+
 Threads (all created in ``start()``, non-daemon, named ``slackrtm-<role>``):
 
-- reader: the supervisor. Calls rtm.connect, opens the socket, reads frames (matching
-  replies to futures on the way), hands them to the dispatcher, and reconnects with
-  backoff in a loop. It owns the connection.
+- reader: the supervisor. Asks for a WebSocket URL, opens the socket, reads frames
+  (matching replies to futures on the way), hands them to the dispatcher, and reconnects
+  with backoff in a loop. It owns the connection.
 - dispatcher: calls the handlers (see ``_dispatch``).
 - keepalive: fires the core's deadlines: pings, pong and hello deadlines, reply timeouts.
-- writer: flushes queued sends when the connection becomes ready, and writes pings, so
-  that neither the reader nor the timer thread ever blocks on a full socket.
+- writer: flushes queued sends when the connection becomes ready, writes pings and
+  connection-bound frames (Socket Mode acks), so that neither the reader nor the timer
+  thread ever blocks on a full socket.
+- a subclass may add roles (Socket Mode's refresher).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import ssl
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Deque, Dict, FrozenSet, List, Optional, Protocol, Set, Tuple
 
-from slackrtm._core import RECONNECT_EVENTS, PingDue, Resolve, State, Teardown
-from slackrtm._dispatch import Dispatcher, Entry
+from slackrtm._core import Core, PingDue, Resolve, State, Teardown
+from slackrtm._dispatch import Dispatcher, Entry, Registry
+from slackrtm._log import Log
 from slackrtm._transport import NotWritten, Transport, abort_handshake, safe_url
 from slackrtm.errors import (
+    NoReplyReceivedError,
     PlatformError,
     RateLimitedError,
+    SendWhileDisconnectedError,
     SlackApiError,
     SlackHTTPError,
     SlackRTMError,
     WebsocketError,
 )
+from slackrtm.web import WebClient
 
-if TYPE_CHECKING:  # pragma: no cover
-    from slackrtm.client import RTMClient
-
+#: Errors of the URL-handing call that no retry can mend (the token, the app, the scopes).
 FATAL_ERRORS = frozenset({
     "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
     "user_removed_from_team", "team_disabled", "missing_scope", "not_allowed_token_type",
@@ -59,12 +71,50 @@ def apply(effects: List[Resolve]) -> None:
             pass
 
 
-class Run:
-    """The machinery of one run; created by ``RTMClient.start()``."""
+class Host(Protocol):
+    """What a run needs of the client that started it."""
 
-    def __init__(self, client: RTMClient, rtm_args: Dict[str, Any]) -> None:
+    _lock: threading.Lock
+    _core: Core
+    _log: Log
+    _registry: Registry
+    _max_backlog: int
+    _auto_reconnect: bool
+    _hello_timeout: float
+    _ssl_context: Optional[ssl.SSLContext]
+    _web: WebClient
+    _owns_web: bool
+    _connect_data: Optional[Dict[str, Any]]
+    _authenticated: bool
+
+    def _ws_proxy(self, url: str) -> Optional[Tuple[str, int, Any]]: ...
+
+
+@dataclass
+class Bound:
+    """A frame for one connection (a Socket Mode ack): written before queued sends, on
+    ``via`` while it takes writes, else on the current connection once it is ready."""
+
+    text: str
+    via: Optional[Transport]
+    future: Optional[Future[None]]
+
+
+class Run:
+    """The machinery of one run; created by a client's ``start()``. Subclasses supply
+    :meth:`_open_source`, :meth:`_read_loop` and the class attributes below."""
+
+    #: The Web API method that hands out WebSocket URLs (for logs).
+    source_method = "rtm.connect"
+    #: Its errors that end the run.
+    fatal_errors: FrozenSet[str] = FATAL_ERRORS
+    #: Keep-alive pings as JSON ``{"type": "ping"}`` messages (RTM), else as WebSocket
+    #: ping control frames answered by pong frames (Socket Mode).
+    json_ping = True
+
+    def __init__(self, client: Host, args: Dict[str, Any]) -> None:
         self.c = client
-        self.rtm_args = rtm_args
+        self.args = args
         self.log = client._log
         self.stop = threading.Event()
         self.finished = threading.Event()  # the dispatcher ran the last event
@@ -75,23 +125,39 @@ class Run:
         self.error: Optional[BaseException] = None
         self.transport: Optional[Transport] = None
         self.teardown_reason: Optional[SlackRTMError] = None
-        self.http_scope: Any = None
+        self.http_scopes: Set[Any] = set()  # in-flight Web API calls, aborted by shutdown
         self.kick = threading.Event()
         self.next_wake = 0.0  # when the keep-alive thread plans to wake next
         self.wake_writer = threading.Event()
         self.write_lock = threading.Lock()
         self.dispatcher = Dispatcher(client._registry, self.log, client._max_backlog)
         self.threads_started = threading.Event()  # start() finished starting them
-        self.connecting_ws: Any = None  # the websocket-client object during a handshake
+        self.handshakes: Set[Any] = set()  # websocket-client objects mid-handshake
+        self.bound: Deque[Bound] = deque()
         self.previous_dispatcher: Optional[threading.Thread] = None
+        roles: List[Tuple[str, Callable[[], None]]] = [
+            ("reader", self._reader_main), ("dispatcher", self._dispatcher_main),
+            ("keepalive", self._keepalive_main), ("writer", self._writer_main)]
+        roles.extend(self._extra_threads())
         self.threads = {
             role: threading.Thread(target=_ours(target), name=f"slackrtm-{role}",
                                    daemon=False)
-            for role, target in (("reader", self._reader_main),
-                                 ("dispatcher", self._dispatcher_main),
-                                 ("keepalive", self._keepalive_main),
-                                 ("writer", self._writer_main))
+            for role, target in roles
         }
+
+    def _extra_threads(self) -> List[Tuple[str, Callable[[], None]]]:
+        """More threads for this kind of run: ``(role, body)`` pairs, started with the rest."""
+        return []
+
+    # ================================================================ protocol hooks
+    def _open_source(self) -> Dict[str, Any]:
+        """Call the Web API method that hands out a WebSocket URL; the answer has ``url``."""
+        raise NotImplementedError
+
+    def _read_loop(self, transport: Transport) -> Tuple[SlackRTMError, Transport]:
+        """Read until the connection ends; return why, and the transport it ended on
+        (another one than ``transport`` when the run replaced it meanwhile)."""
+        raise NotImplementedError
 
     def start_threads(self) -> None:
         """Start every thread this run will need (none is created later)."""
@@ -120,8 +186,8 @@ class Run:
                 if c._core.state not in (State.DISCONNECTED, State.DISCONNECTING):
                     c._core.transition(State.DISCONNECTING)
                 transport = self.transport
-                scope = self.http_scope
-                handshaking = self.connecting_ws
+                scopes = list(self.http_scopes)
+                handshaking = list(self.handshakes)
         me = threading.current_thread()
         if first:
             if error is not None:
@@ -129,13 +195,13 @@ class Run:
                 if not self.future.done():
                     self.future.set_exception(error)
             self.dispatcher.event("disconnecting")
-            if scope is not None:
+            for scope in scopes:
                 try:
                     scope.abort()
                 except Exception as exc:  # abandoning the call is all that matters
                     self.log.debug(f"aborting the in-flight HTTP call failed: {exc}")
-            if handshaking is not None:
-                abort_handshake(handshaking)
+            for ws in handshaking:
+                abort_handshake(ws)
             if transport is not None:
                 if explicit:  # a close frame, best effort, then teardown
                     transport.close(wait=min(0.2, _remaining(deadline) or 0.0))
@@ -145,13 +211,15 @@ class Run:
             self.wake_writer.set()
         if me.name.startswith("slackrtm-") or self.threads_started.wait(_remaining(deadline)):
             pass  # start() is done starting the threads (or this is one of them)
-        for role in ("reader", "writer", "keepalive"):
-            thread = self.threads[role]
+        for role, thread in self.threads.items():
+            if role == "dispatcher":
+                continue
             if thread is not me and thread.ident is not None:
                 thread.join(_remaining(deadline))
         if first:
             with c._lock:
                 effects = c._core.drop_all("disconnected")
+                effects.extend(self._drop_bound("the client disconnected"))
                 c._core.transition(State.DISCONNECTED)
                 c._authenticated = False
             apply(effects)
@@ -202,15 +270,14 @@ class Run:
                     return
                 self.dispatcher.event("connecting")
             first = False
-            self.log.debug("connecting: calling "
-                           + ("rtm.connect" if c._use_rtm_connect else "rtm.start"))
+            self.log.debug(f"connecting: calling {self.source_method}")
             try:
-                data = self._rtm_connect()
+                data = self._open_source()
             except SlackRTMError as err:
                 if self.stop.is_set():
                     return
                 self.dispatcher.event("unable_to_rtm_start", err)
-                fatal = isinstance(err, PlatformError) and err.error in FATAL_ERRORS
+                fatal = isinstance(err, PlatformError) and err.error in self.fatal_errors
                 if not self._attempt_failed(err, fatal):
                     return
                 continue
@@ -220,16 +287,10 @@ class Run:
                 c._connect_data = data
                 c._authenticated = True
             self.dispatcher.event("authenticated", data)
-            url = data["url"]
-            self.log.debug(f"opening the WebSocket to {safe_url(url)}")
             try:
-                transport = Transport.open(url, timeout=c._hello_timeout,
-                                           proxy=c._ws_proxy(url),
-                                           ssl_context=c._ssl_context,
-                                           publish=self._publish_handshake)
+                transport = self.open_transport(data["url"])
             except WebsocketError as err:
                 with c._lock:
-                    self.connecting_ws = None
                     c._authenticated = False
                 if self.stop.is_set():
                     return
@@ -237,7 +298,6 @@ class Run:
                     return
                 continue
             with c._lock:
-                self.connecting_ws = None
                 if self.stop.is_set():
                     transport.release()
                     return
@@ -246,7 +306,7 @@ class Run:
                 c._core.connected(monotonic())
             self.dispatcher.event("connected")
             self.kick.set()
-            reason = self._read_loop(transport)
+            reason, transport = self._read_loop(transport)
             with c._lock:
                 self.transport = None
                 if self.teardown_reason is not None:
@@ -257,22 +317,107 @@ class Run:
             apply(effects)
             if self.stop.is_set():
                 return
+            if isinstance(reason, PlatformError):  # the server said the run is over
+                self._fail(reason)
+                return
             if not c._auto_reconnect:
                 self._fail(reason)
                 return
             self.log.warn(f"connection lost, reconnecting: {reason}")
             with c._lock:
-                delay = c._core.reconnect_delay()
+                delay = max(c._core.reconnect_delay(), self._extra_delay(reason))
             if not self._wait_backoff(delay):
                 return
 
-    def _publish_handshake(self, ws: Any) -> None:
-        """Called by Transport.open before connecting, so that shutdown can abort it."""
+    def _extra_delay(self, reason: SlackRTMError) -> float:
+        """A floor for the delay before reconnecting after ``reason`` (0: the backoff's)."""
+        return 0.0
+
+    def open_transport(self, url: str) -> Transport:
+        """Open a WebSocket to ``url``; shutdown can interrupt the handshake meanwhile."""
+        c = self.c
+        self.log.debug(f"opening the WebSocket to {safe_url(url)}")
+        published: List[Any] = []
+
+        def publish(ws: Any) -> None:
+            with c._lock:
+                self.handshakes.add(ws)
+                published.append(ws)
+                stopping = self.stop.is_set()
+            if stopping:
+                abort_handshake(ws)
+
+        try:
+            return Transport.open(url, timeout=c._hello_timeout, proxy=c._ws_proxy(url),
+                                  ssl_context=c._ssl_context, publish=publish)
+        finally:
+            with c._lock:
+                for ws in published:
+                    self.handshakes.discard(ws)
+
+    def call_web(self, method: str, params: Dict[str, Any]) -> Dict[str, Any]:
+        """Call ``method`` once (no 429 retries: the caller backs off), abortable by
+        shutdown; its errors become this package's. The answer must carry a ``url``."""
+        c = self.c
+        scope_factory = getattr(c._web, "_abort_scope", None) or contextlib.nullcontext
+        try:
+            with scope_factory() as scope:
+                with c._lock:
+                    self.http_scopes.add(scope)
+                if self.stop.is_set() and scope is not None:
+                    scope.abort()
+                try:
+                    resp = c._web.call(method, dict(params), rate_limit_retries=0)
+                finally:
+                    with c._lock:
+                        self.http_scopes.discard(scope)
+        except SlackApiError as exc:
+            message = self.log.redact(f"{method} failed: {exc.error}")
+            raise PlatformError(message, error=exc.error,
+                                data=dict(exc.response.data)) from None
+        except SlackRTMError:
+            raise
+        except Exception as exc:  # anything else the HTTP stack raises
+            raise SlackHTTPError(self.log.redact(
+                f"{method} failed: {type(exc).__name__}: {exc}")) from None
+        data = dict(resp.data)
+        if not isinstance(data.get("url"), str):
+            raise PlatformError(f"{method} answered without a WebSocket url",
+                                error="no_url", data=data)
+        return data
+
+    def deliver(self, entries: List[Entry], frames: int,
+                transport: Transport) -> Optional[SlackRTMError]:
+        """Hand ``entries`` (``frames`` of them read from the socket) to the dispatcher,
+        waiting while its backlog is full. Returns why to stop reading, or None."""
+        disp = self.dispatcher
+        stop = self.stop
+        if not disp.admit(frames, lambda: stop.is_set() or transport.closed, self._pause):
+            if stop.is_set():
+                return WebsocketError("the client is disconnecting")
+            disp.put(entries, force=frames)  # torn down while paused: keep them
+            return WebsocketError(f"the connection to {transport.host} was closed")
+        disp.put(entries)
+        return None
+
+    def pongs_as_replies(self, transport: Transport) -> List[Dict[str, Any]]:
+        """Pong control frames as reply frames to the keep-alive pings they answer."""
+        replies: List[Dict[str, Any]] = []
+        for payload in transport.take_pongs():
+            if not self.json_ping and payload.isdigit() and len(payload) < 19:
+                replies.append({"reply_to": int(payload)})
+        return replies
+
+    def _pause(self, paused: bool) -> None:
         with self.c._lock:
-            self.connecting_ws = ws
-            stopping = self.stop.is_set()
-        if stopping:
-            abort_handshake(ws)
+            if paused:
+                self.c._core.pause(monotonic())
+            else:
+                self.c._core.resume(monotonic())
+        if paused:
+            self.log.debug(f"handlers are {self.dispatcher.backlog} events behind: reading "
+                          "paused until they catch up")
+        self.kick.set()
 
     def _attempt_failed(self, err: SlackRTMError, fatal: bool) -> bool:
         """A connection attempt failed: give up, or wait out the backoff.
@@ -296,118 +441,9 @@ class Run:
         self.log.debug(f"reconnecting in {delay:.3f} s")
         return not self.stop.wait(delay)
 
-    def _rtm_connect(self) -> Dict[str, Any]:
-        c = self.c
-        method = "rtm.connect" if c._use_rtm_connect else "rtm.start"
-        scope_factory = getattr(c._web, "_abort_scope", None) or contextlib.nullcontext
-        try:
-            with scope_factory() as scope:
-                with c._lock:
-                    self.http_scope = scope
-                if self.stop.is_set() and scope is not None:
-                    scope.abort()
-                try:
-                    resp = c._web.call(method, dict(self.rtm_args), rate_limit_retries=0)
-                finally:
-                    with c._lock:
-                        self.http_scope = None
-        except SlackApiError as exc:
-            message = self.log.redact(f"{method} failed: {exc.error}")
-            raise PlatformError(message, error=exc.error,
-                                data=dict(exc.response.data)) from None
-        except SlackRTMError:
-            raise
-        except Exception as exc:  # anything else the HTTP stack raises
-            raise SlackHTTPError(f"{method} failed: {type(exc).__name__}: {exc}") from None
-        data = dict(resp.data)
-        if not isinstance(data.get("url"), str):
-            raise PlatformError(f"{method} answered without a WebSocket url",
-                                error="no_url", data=data)
-        return data
-
-    def _read_loop(self, transport: Transport) -> SlackRTMError:
-        """Read until the connection ends; return why it ended."""
-        c = self.c
-        core = c._core
-        lock = c._lock
-        loads = json.loads
-        disp = self.dispatcher
-        stop = self.stop
-        registry = c._registry
-
-        def raw_handlers() -> bool:
-            return bool(registry.handlers("raw_message"))
-
-        while True:
-            try:
-                messages = transport.read()
-            except WebsocketError as err:
-                return err
-            now = monotonic()
-            entries: List[Entry] = []
-            ready_at = -1
-            replies: List[Dict[str, Any]] = []
-            reconnect: Optional[str] = None
-            for text, payload in messages:
-                if text is None:
-                    self.log.warn(f"dropped a binary frame of {len(payload or b'')} bytes")
-                    continue
-                try:
-                    frame = loads(text)
-                except (ValueError, RecursionError):  # RecursionError: nested too deep
-                    entries.append((text, None))
-                    continue
-                if type(frame) is not dict:
-                    entries.append((text, None))
-                elif "reply_to" in frame:
-                    replies.append(frame)
-                    if raw_handlers():  # replies reach only raw_message: skip when unheard
-                        entries.append((text, False))
-                elif type(frame.get("type")) is not str:
-                    entries.append((text, None))
-                else:
-                    entries.append((text, frame))
-                    etype = frame["type"]
-                    if etype == "hello":
-                        if self._hello():
-                            ready_at = len(entries)
-                            entries.append((None, "ready", ()))
-                    elif etype in RECONNECT_EVENTS:
-                        reconnect = etype
-            if replies:
-                with lock:
-                    core.last_inbound = now
-                    effects: List[Any] = []
-                    for frame in replies:
-                        effects.extend(core.inbound(frame, now))
-                apply(effects)
-            else:
-                core.last_inbound = now  # a float store: atomic, read under the lock later
-            if entries:
-                frames = len(entries) - (ready_at >= 0)
-                if not disp.admit(frames, lambda: stop.is_set() or transport.closed,
-                                  self._pause):
-                    if stop.is_set():
-                        return WebsocketError("the client is disconnecting")
-                    disp.put(entries, force=frames)  # torn down while paused: keep them
-                    return WebsocketError(f"the connection to {transport.host} was closed")
-                disp.put(entries)
-            if reconnect is not None:
-                transport.close()
-                return WebsocketError(f"Slack sent {reconnect!r}: reconnecting")
-
-    def _pause(self, paused: bool) -> None:
-        with self.c._lock:
-            if paused:
-                self.c._core.pause(monotonic())
-            else:
-                self.c._core.resume(monotonic())
-        if paused:
-            self.log.debug(f"handlers are {self.dispatcher.backlog} events behind: reading "
-                          "paused until they catch up")
-        self.kick.set()
-
-    def _hello(self) -> bool:
+    def hello(self) -> bool:
+        """``hello`` arrived on the connection being set up: the client is ready. Returns
+        False when it came at the wrong time (ignored)."""
         c = self.c
         with c._lock:
             if self.stop.is_set() or c._core.state is not State.CONNECTED:
@@ -495,9 +531,9 @@ class Run:
             self.pump()
 
     def pump(self) -> None:
-        """Write every writable queued send, in order. Never blocks waiting for the lock:
-        the thread holding it writes what others queued meanwhile. Futures are completed
-        after the lock is released."""
+        """Write every connection-bound frame, then every writable queued send, in order.
+        Never blocks waiting for the lock: the thread holding it writes what others queued
+        meanwhile. Futures are completed after the lock is released."""
         c = self.c
         core = c._core
         while True:
@@ -505,6 +541,7 @@ class Run:
                 return
             done: List[Resolve] = []
             try:
+                self._write_bound(done)
                 while True:
                     with c._lock:
                         transport = self.transport
@@ -517,7 +554,10 @@ class Run:
                     if send.deadline and send.deadline < self.next_wake:
                         self.kick.set()  # its reply deadline comes before the timer's wake
                     try:
-                        transport.send_text(text)
+                        if not self.json_ping and send.future is None and send.type == "ping":
+                            transport.send_ping(str(send.id).encode())
+                        else:
+                            transport.send_text(text)
                     except NotWritten:  # torn down first: not a byte of it went out
                         with c._lock:
                             effect = core.requeue(send, stopping=self.stopping)
@@ -541,8 +581,75 @@ class Run:
             apply(done)
             with c._lock:
                 transport = self.transport
-                if not core.writable() or transport is None or transport.closed:
+                if transport is None or transport.closed:
                     return
+                if not core.writable() and self._bound_target() is None:
+                    return
+
+    def _bound_target(self) -> Optional[Transport]:
+        """Where the first bound frame goes now, or None (none queued, or nowhere yet).
+        Called with the client's lock held."""
+        if not self.bound:
+            return None
+        via = self.bound[0].via
+        if via is not None and via.writable:
+            return via
+        current = self.transport
+        if current is not None and current.writable and self.c._core.state is State.READY:
+            return current
+        return None
+
+    def _write_bound(self, done: List[Resolve]) -> None:
+        """Write the bound frames (write lock held), stopping at the first with nowhere
+        to go: it waits for the next ready connection."""
+        c = self.c
+        while True:
+            with c._lock:
+                target = self._bound_target()
+                if target is None:
+                    return
+                item = self.bound.popleft()
+            try:
+                target.send_text(item.text)
+            except NotWritten:  # closed meanwhile: try the next connection
+                item.via = None
+                with c._lock:
+                    self.bound.appendleft(item)
+                continue
+            except WebsocketError as err:
+                with c._lock:
+                    if self.transport is target:
+                        self.teardown_reason = err
+                target.abort()
+                if item.future is not None:
+                    done.append(Resolve(item.future, error=NoReplyReceivedError(
+                        f"the connection failed while writing an acknowledgement; it may "
+                        f"or may not have reached Slack: {err}")))
+                continue
+            if item.future is not None:
+                done.append(Resolve(item.future, result=None))
+
+    def write_bound(self, item: Bound) -> None:
+        """Queue a connection-bound frame and have the writer write it (any thread)."""
+        with self.c._lock:
+            if self.stopping:
+                failed = item.future
+            else:
+                failed = None
+                self.bound.append(item)
+        if failed is not None:
+            apply([Resolve(failed, error=SendWhileDisconnectedError(
+                "the client disconnected before the acknowledgement could be written"))])
+            return
+        self.wake_writer.set()
+
+    def _drop_bound(self, reason: str) -> List[Resolve]:
+        """Fail every bound frame still queued (client lock held)."""
+        effects = [Resolve(b.future, error=SendWhileDisconnectedError(
+            f"{reason} before the acknowledgement could be written"))
+            for b in self.bound if b.future is not None]
+        self.bound.clear()
+        return effects
 
 
 _local = threading.local()

@@ -113,6 +113,10 @@ class Transport:
         self._closed = threading.Event()
         self._send_lock = threading.Lock()
         self.close_received: Optional[Tuple[int, str]] = None
+        #: Payloads of pong control frames received and not yet taken (see take_pongs).
+        self.pongs: List[bytes] = []
+        #: A close frame was written (see begin_close): no data frame may follow it.
+        self.close_sent = False
         # the end of the connection, seen while parsing messages that arrived before it:
         # those are returned first, this is raised by the next read()
         self._ended: Optional[WebsocketError] = None
@@ -168,14 +172,25 @@ class Transport:
     # ------------------------------------------------------------------ writing
     def send_text(self, text: str) -> None:
         """Write one text frame; raise WebsocketError if the connection is gone."""
-        data = client_frame(text.encode("utf-8"), OP_TEXT)
+        self._write_frame(client_frame(text.encode("utf-8"), OP_TEXT))
+
+    def send_ping(self, payload: bytes) -> None:
+        """Write a ping control frame (a keep-alive); raise WebsocketError like send_text."""
+        self._write_frame(client_frame(payload[:125], OP_PING))
+
+    def _write_frame(self, data: bytes) -> None:
         try:
             with self._send_lock:
-                if self._closed.is_set():
+                if self._closed.is_set() or self.close_sent:
                     raise NotWritten(f"the connection to {self.host} is closed")
                 self._sock.sendall(data)
         except (OSError, websocket.WebSocketException) as exc:
             raise WebsocketError(f"writing to {self.host} failed: {_describe(exc)}") from None
+
+    def take_pongs(self) -> List[bytes]:
+        """The payloads of pong frames received since the last call (reader thread only)."""
+        pongs, self.pongs = self.pongs, []
+        return pongs
 
     def _send_control(self, payload: bytes, opcode: int, wait: float = 1.0) -> None:
         if self._send_lock.acquire(timeout=wait):
@@ -187,9 +202,13 @@ class Transport:
                 self._send_lock.release()
 
     # ------------------------------------------------------------------ reading
-    def _fill(self) -> None:
+    def _fill(self) -> bool:
         try:
             n = self._sock.recv_into(self._rbuf)
+        except socket.timeout:
+            if self._closed.is_set():
+                raise WebsocketError(f"the connection to {self.host} was closed") from None
+            return False
         except (OSError, ValueError) as exc:
             if self._closed.is_set():
                 raise WebsocketError(f"the connection to {self.host} was closed") from None
@@ -198,18 +217,23 @@ class Transport:
         if not n:
             raise WebsocketError(f"{self.host} closed the connection without a close frame")
         self._buf += self._rview[:n]
+        return True
 
     def read(self) -> List[Message]:
-        """Block until at least one whole message arrived; return every whole one buffered.
+        """Block until at least one whole message (or a pong) arrived; return every whole
+        message buffered (possibly none when only pongs came: see :meth:`take_pongs`).
 
         Raises WebsocketError when the connection ends (close frame, EOF, error, teardown)
         or the peer breaks the protocol (invalid UTF-8, masked or malformed frames).
+        With :meth:`poll_every` set, returns an empty list when that much time passed
+        without data.
         """
         if self._ended is not None:
             raise self._ended
         out: List[Message] = []
-        while not out:
-            self._fill()
+        while not out and not self.pongs:
+            if not self._fill():
+                break
             try:
                 self._parse(out)
             except WebsocketError as exc:
@@ -274,11 +298,15 @@ class Transport:
                 code = _U16.unpack_from(payload)[0] if len(payload) >= 2 else 1005
                 reason = payload[2:].decode("utf-8", "replace")
                 self.close_received = (code, reason)
-                self._send_control(payload[:2], OP_CLOSE)
+                if not self.close_sent:
+                    self.close_sent = True
+                    self._send_control(payload[:2], OP_CLOSE)
                 raise WebsocketError(
                     f"{self.host} closed the connection (code {code}"
                     f"{', ' + reason if reason else ''})")
-            elif op != OP_PONG:
+            elif op == OP_PONG:
+                self.pongs.append(payload)
+            else:
                 raise WebsocketError(f"{self.host} sent an unknown control opcode {op}")
             return
         if op == OP_CONT:
@@ -315,6 +343,14 @@ class Transport:
         else:
             raise WebsocketError(f"{self.host} sent an unknown opcode {op}")
 
+    def poll_every(self, seconds: Optional[float]) -> None:
+        """Make :meth:`read` return (maybe empty-handed) at least every ``seconds``; None:
+        block until data again. Reader thread only."""
+        try:
+            self._sock.settimeout(seconds)
+        except OSError:
+            pass
+
     # ------------------------------------------------------------------ teardown
     def abort(self) -> None:
         """Tear the connection down now, without a close handshake; wakes a blocked read.
@@ -339,10 +375,30 @@ class Transport:
         except OSError:
             pass
 
+    def begin_close(self, wait: float = 1.0) -> None:
+        """Write a close frame and keep the connection open for reading: what the peer sent
+        before answering it is still read, then :meth:`read` raises. Writes fail from now."""
+        if self._closed.is_set() or self.close_sent:
+            return
+        if self._send_lock.acquire(timeout=wait):
+            try:
+                self.close_sent = True
+                self._sock.sendall(client_frame(_U16.pack(1000), OP_CLOSE))
+            except OSError:
+                pass
+            finally:
+                self._send_lock.release()
+
+    @property
+    def writable(self) -> bool:
+        """Whether data frames may still be written (neither torn down nor closing)."""
+        return not (self._closed.is_set() or self.close_sent)
+
     def close(self, wait: float = 1.0) -> None:
         """Send a close frame (best effort, waiting at most ``wait`` s for a writer to finish,
         never for the answer), then abort."""
-        if not self._closed.is_set():
+        if not self._closed.is_set() and not self.close_sent:
+            self.close_sent = True
             self._send_control(_U16.pack(1000), OP_CLOSE, wait)
         self.abort()
 

@@ -1,0 +1,302 @@
+"""What both clients' facades share: settings, state, handlers, start/stop, run_forever.
+
+``RTMClient`` (``client.py``) and ``SocketModeClient`` (``socket_mode.py``) differ only in
+the run they start (``_rtm_run.RTMRun`` or ``_sm_run.SocketModeRun``) and in what they
+add on top: sending over RTM, acknowledging envelopes over Socket Mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import ssl
+import threading
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar, Union, overload
+from urllib.parse import unquote, urlsplit
+
+import requests.utils
+
+from slackrtm._backoff import Backoff
+from slackrtm._core import Core, State, Timeouts
+from slackrtm._dispatch import Registry
+from slackrtm._http import parse_proxy
+from slackrtm._log import Log
+from slackrtm._run import Run
+from slackrtm.errors import KeepAliveConfigError, WebsocketError
+from slackrtm.web import WebClient
+
+F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound="BaseClient")
+DEFAULT_API_URL = "https://slack.com/api/"
+
+
+def _proxy_tuple(proxy: str, *, strict: bool) -> Tuple[str, int, Optional[Tuple[str, str]]]:
+    """``(host, port, auth)`` of a proxy URL: strict for an explicit ``proxy=``, lenient
+    (any scheme, default port) for one from the environment."""
+    if strict:
+        cfg = parse_proxy(proxy)
+        return cfg.host, cfg.port, cfg.auth
+    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    auth = None
+    if parts.username is not None:
+        auth = (unquote(parts.username), unquote(parts.password or ""))
+    default = 443 if parts.scheme == "https" else 80
+    return parts.hostname or "", parts.port or default, auth
+
+
+class WaitFuture(Future):  # type: ignore[type-arg]
+    """A future of the client's. A handler blocking on it lets the reader read past
+    ``max_backlog`` meanwhile, so the reply it waits for is read: the wait cannot deadlock."""
+
+    def __init__(self, client: BaseClient) -> None:
+        super().__init__()
+        self._client = client
+
+    def _waiting(self) -> Any:
+        run = self._client._run
+        return run.dispatcher.handler_waiting() if run is not None else \
+            contextlib.nullcontext()
+
+    def result(self, timeout: Optional[float] = None) -> Any:
+        """As :meth:`concurrent.futures.Future.result`."""
+        if self.done():
+            return super().result(0)
+        with self._waiting():
+            return super().result(timeout)
+
+    def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
+        """As :meth:`concurrent.futures.Future.exception`."""
+        if self.done():
+            return super().exception(0)
+        with self._waiting():
+            return super().exception(timeout)
+
+
+class _Terminate(BaseException):
+    """Raised in the main thread by the SIGTERM handler installed by run_forever()."""
+
+
+class BaseClient:
+    """The part of a Slack WebSocket client that does not depend on the protocol."""
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        slack_api_url: Optional[str],
+        auto_reconnect: bool,
+        client_ping_timeout: float,
+        server_pong_timeout: float,
+        reply_timeout: float,
+        hello_timeout: float,
+        backoff: Optional[Backoff],
+        log_level: int,
+        logger: Union[logging.Logger, Callable[[str, str], None], None],
+        proxy: Optional[str],
+        ssl_context: Optional[ssl.SSLContext],
+        web_client: Optional[WebClient],
+        max_backlog: int,
+    ) -> None:
+        if server_pong_timeout >= client_ping_timeout:
+            raise KeepAliveConfigError(
+                f"server_pong_timeout ({server_pong_timeout:g} s) must be smaller than "
+                f"client_ping_timeout ({client_ping_timeout:g} s)")
+        for name, value in (("client_ping_timeout", client_ping_timeout),
+                            ("server_pong_timeout", server_pong_timeout),
+                            ("reply_timeout", reply_timeout), ("hello_timeout", hello_timeout)):
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+        if max_backlog < 1:
+            raise ValueError(f"max_backlog must be >= 1, got {max_backlog!r}")
+        self._proxy = _proxy_tuple(proxy, strict=True) if proxy is not None else None
+        self._log = Log(log_level, logger, secrets=(token,))
+        if self._proxy is not None and self._proxy[2] is not None:
+            self._log.add_secret(self._proxy[2][1])
+        self._api_url = slack_api_url or os.environ.get("SLACK_API_URL") or DEFAULT_API_URL
+        self._auto_reconnect = auto_reconnect
+        self._hello_timeout = hello_timeout
+        self._ssl_context = ssl_context
+        self._max_backlog = max_backlog
+        self._owns_web = web_client is None
+        self._web = web_client if web_client is not None else WebClient(
+            token, base_url=self._api_url, proxy=proxy, ssl_context=ssl_context,
+            logger=logger, log_level=log_level)
+        self._lock = threading.Lock()
+        self._core = Core(Timeouts(client_ping_timeout, server_pong_timeout, reply_timeout,
+                                   hello_timeout), backoff or Backoff())
+        self._core.on_transition = self._on_transition
+        self._core.redact = self._log.redact
+        self._registry = Registry()
+        self._run: Optional[Run] = None
+        self._connect_data: Optional[Dict[str, Any]] = None
+        self._authenticated = False
+
+    def _new_run(self, args: Dict[str, Any]) -> Run:
+        """The run ``start(**args)`` begins (a protocol's subclass of :class:`Run`)."""
+        raise NotImplementedError
+
+    def _ws_proxy(self, url: str) -> Optional[Tuple[str, int, Any]]:
+        return ws_proxy(self._proxy, url)
+
+    def _on_transition(self, old: State, new: State) -> None:
+        self._log.debug(f"state {old.value} -> {new.value}")
+
+    # ------------------------------------------------------------------ state
+    @property
+    def state(self) -> str:
+        """One of disconnected, connecting, connected, ready, reconnecting, disconnecting."""
+        return self._core.state.value
+
+    @property
+    def connected(self) -> bool:
+        """Whether the WebSocket is open (state connected or ready)."""
+        return self._core.state in (State.CONNECTED, State.READY)
+
+    @property
+    def ready(self) -> bool:
+        """Whether ``hello`` arrived on the current connection."""
+        return self._core.state is State.READY
+
+    @property
+    def authenticated(self) -> bool:
+        """From ``authenticated`` until that connection is lost."""
+        return self._authenticated
+
+    @property
+    def web_client(self) -> WebClient:
+        """The WebClient used to get WebSocket URLs (handy for other calls with its token)."""
+        return self._web
+
+    # ------------------------------------------------------------------ events
+    @overload
+    def on(self, event: str) -> Callable[[F], F]: ...
+    @overload
+    def on(self, event: str, handler: F) -> F: ...
+
+    def on(self, event: str, handler: Optional[F] = None) -> Any:
+        """Register ``handler`` for ``event``; without one, return a decorator."""
+        if handler is None:
+            return lambda fn: self._registry.on(event, fn)
+        return self._registry.on(event, handler)
+
+    @overload
+    def once(self, event: str) -> Callable[[F], F]: ...
+    @overload
+    def once(self, event: str, handler: F) -> F: ...
+
+    def once(self, event: str, handler: Optional[F] = None) -> Any:
+        """Like :meth:`on`, but the handler runs at most once."""
+        if handler is None:
+            return lambda fn: self._registry.once(event, fn)
+        return self._registry.once(event, handler)
+
+    def off(self, event: str, handler: Callable[..., Any]) -> None:
+        """Remove ``handler`` from ``event`` (no error when it is not registered)."""
+        self._registry.off(event, handler)
+
+    # ------------------------------------------------------------------ running
+    def start(self, **args: Any) -> Future[Dict[str, Any]]:
+        """Connect in the background; the future resolves with the connect data at ready.
+
+        ``args`` go to the Web API call that hands out the WebSocket URL, on every
+        (re)connect.
+        """
+        previous = self._run
+        if previous is not None and previous.stopping:
+            # a teardown in another thread is finishing (it never waits for this thread
+            # before setting torn_down, so waiting here cannot deadlock)
+            previous.torn_down.wait(15.0)
+        with self._lock:
+            run = self._run
+            if run is not None and not run.stopping:
+                return run.future
+            if self._core.state is not State.DISCONNECTED:
+                raise RuntimeError(f"cannot start while {self._core.state.value}: a "
+                                   "disconnect() is still finishing")
+            run = self._new_run(dict(args))
+            if previous is not None:
+                run.previous_dispatcher = previous.threads["dispatcher"]
+            self._core.start()
+            self._run = run
+        run.dispatcher.event("connecting")
+        try:
+            run.start_threads()
+        except RuntimeError as exc:  # e.g. "can't create new thread at interpreter shutdown"
+            err = WebsocketError(f"could not start the client's threads: {exc}")
+            run.shutdown(err, timeout=5.0, explicit=False)
+        return run.future
+
+    def disconnect(self, timeout: Optional[float] = 10.0) -> None:
+        """Close the connection, fail pending sends, stop and join the client's threads.
+
+        Idempotent; callable from any thread and state, including from a handler.
+        """
+        run = self._run
+        if run is None:
+            return
+        run.shutdown(None, timeout, explicit=True)
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Block until the client is disconnected (True) or ``timeout`` passes (False)."""
+        run = self._run
+        if run is None:
+            return True
+        if threading.get_ident() == run.dispatcher.thread_ident:
+            return run.torn_down.wait(timeout)
+        return run.finished.wait(timeout)
+
+    def run_forever(self, **args: Any) -> None:
+        """Start if needed (``args`` as for :meth:`start`), then block until disconnected.
+
+        Ctrl-C or SIGTERM (on the main thread) disconnect cleanly and return. When the run
+        ends for another reason than ``disconnect()``, the error that ended it is raised.
+        """
+        previous: Any = None
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            def on_term(signum: int, frame: Any) -> None:
+                raise _Terminate()
+            previous = signal.signal(signal.SIGTERM, on_term)
+        try:
+            run = self._run
+            if run is None or run.stopping:
+                self.start(**args)
+                run = self._run
+            assert run is not None
+            while not run.finished.wait(1.0):
+                pass
+        except (KeyboardInterrupt, _Terminate):
+            self._log.debug("interrupted: disconnecting")
+            self.disconnect()
+            return
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
+        if run.error is not None and not run.explicit:
+            raise run.error
+
+    def __enter__(self: C) -> C:
+        return self
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]],
+                 exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        self.disconnect()
+
+
+def _environ_proxy(url: str) -> Optional[str]:
+    http_url = "https" + url[3:] if url.startswith("wss") else "http" + url[2:]
+    proxies = requests.utils.get_environ_proxies(http_url)
+    return proxies.get("https" if http_url.startswith("https") else "http")
+
+
+def ws_proxy(explicit: Optional[Tuple[str, int, Any]], url: str
+             ) -> Optional[Tuple[str, int, Any]]:
+    """The proxy for the WebSocket at ``url``: the explicit one, else the environment's."""
+    if explicit is not None:
+        return explicit
+    env = _environ_proxy(url)
+    return _proxy_tuple(env, strict=False) if env else None

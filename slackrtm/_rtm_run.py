@@ -1,0 +1,90 @@
+"""The RTM side of a run: ``rtm.connect`` / ``rtm.start``, and what each RTM frame means."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional, Tuple
+
+from slackrtm._core import RECONNECT_EVENTS
+from slackrtm._dispatch import Entry
+from slackrtm._run import Run, apply, monotonic
+from slackrtm._transport import Transport
+from slackrtm.errors import SlackRTMError, WebsocketError
+
+
+class RTMRun(Run):
+    """A run of an ``RTMClient``: replies resolve send futures; ``goodbye`` reconnects."""
+
+    use_rtm_connect = True
+
+    @property
+    def source_method(self) -> str:  # type: ignore[override]
+        """``rtm.connect``, or ``rtm.start`` when the client asked for its workspace cache."""
+        return "rtm.connect" if self.use_rtm_connect else "rtm.start"
+
+    def _open_source(self) -> Dict[str, Any]:
+        return self.call_web(self.source_method, self.args)
+
+    def _read_loop(self, transport: Transport) -> Tuple[SlackRTMError, Transport]:
+        c = self.c
+        core = c._core
+        lock = c._lock
+        loads = json.loads
+        registry = c._registry
+
+        def raw_handlers() -> bool:
+            return bool(registry.handlers("raw_message"))
+
+        while True:
+            try:
+                messages = transport.read()
+            except WebsocketError as err:
+                return err, transport
+            now = monotonic()
+            entries: List[Entry] = []
+            ready_at = -1
+            replies: List[Dict[str, Any]] = self.pongs_as_replies(transport) \
+                if transport.pongs else []
+            reconnect: Optional[str] = None
+            for text, payload in messages:
+                if text is None:
+                    self.log.warn(f"dropped a binary frame of {len(payload or b'')} bytes")
+                    continue
+                try:
+                    frame = loads(text)
+                except (ValueError, RecursionError):  # RecursionError: nested too deep
+                    entries.append((text, None))
+                    continue
+                if type(frame) is not dict:
+                    entries.append((text, None))
+                elif "reply_to" in frame:
+                    replies.append(frame)
+                    if raw_handlers():  # replies reach only raw_message: skip when unheard
+                        entries.append((text, False))
+                elif type(frame.get("type")) is not str:
+                    entries.append((text, None))
+                else:
+                    entries.append((text, frame))
+                    etype = frame["type"]
+                    if etype == "hello":
+                        if self.hello():
+                            ready_at = len(entries)
+                            entries.append((None, "ready", ()))
+                    elif etype in RECONNECT_EVENTS:
+                        reconnect = etype
+            if replies:
+                with lock:
+                    core.last_inbound = now
+                    effects: List[Any] = []
+                    for frame in replies:
+                        effects.extend(core.inbound(frame, now))
+                apply(effects)
+            else:
+                core.last_inbound = now  # a float store: atomic, read under the lock later
+            if entries:
+                stop = self.deliver(entries, len(entries) - (ready_at >= 0), transport)
+                if stop is not None:
+                    return stop, transport
+            if reconnect is not None:
+                transport.close()
+                return WebsocketError(f"Slack sent {reconnect!r}: reconnecting"), transport
