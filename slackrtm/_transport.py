@@ -35,6 +35,10 @@ _MATCH_NO_HOST = ["\x00"]
 Message = Tuple[Optional[str], Optional[bytes]]
 
 
+class _PollTimeout(Exception):
+    """A read with :meth:`Transport.poll_every` set found no data in time."""
+
+
 class NotWritten(WebsocketError):
     """The connection was already torn down: not a byte of the message was written."""
 
@@ -202,13 +206,13 @@ class Transport:
                 self._send_lock.release()
 
     # ------------------------------------------------------------------ reading
-    def _fill(self) -> bool:
+    def _fill(self) -> None:
         try:
             n = self._sock.recv_into(self._rbuf)
         except socket.timeout:
             if self._closed.is_set():
                 raise WebsocketError(f"the connection to {self.host} was closed") from None
-            return False
+            raise _PollTimeout() from None
         except (OSError, ValueError) as exc:
             if self._closed.is_set():
                 raise WebsocketError(f"the connection to {self.host} was closed") from None
@@ -217,7 +221,6 @@ class Transport:
         if not n:
             raise WebsocketError(f"{self.host} closed the connection without a close frame")
         self._buf += self._rview[:n]
-        return True
 
     def read(self) -> List[Message]:
         """Block until at least one whole message (or a pong) arrived; return every whole
@@ -232,7 +235,9 @@ class Transport:
             raise self._ended
         out: List[Message] = []
         while not out and not self.pongs:
-            if not self._fill():
+            try:
+                self._fill()
+            except _PollTimeout:
                 break
             try:
                 self._parse(out)
