@@ -31,6 +31,7 @@ from slackrtm.errors import (
     SlackRTMError,
     WebsocketError,
 )
+from slackrtm.socket_mode import SocketModeClient, SocketModeRequest
 from slackrtm.web import SlackResponse, WebClient
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "SlackHTTPError",
     "SlackRTMError",
     "SlackResponse",
+    "SocketModeClient",
+    "SocketModeRequest",
     "WebClient",
     "WebsocketError",
     "__version__",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Protocol, Tuple, Union
 
 import blinker
 
@@ -18,10 +18,26 @@ from slackrtm._log import Log
 from slackrtm.errors import PlatformError
 
 Handler = Callable[..., Any]
+
+
+class Envelope(Protocol):
+    """A Socket Mode envelope as the dispatcher sees it (``SocketModeRequest``)."""
+
+    @property
+    def type(self) -> str:
+        """The envelope type (``events_api``, ``slash_commands``, ...): an event name."""
+
+    def finish(self) -> None:
+        """Every handler of the envelope ran (acknowledge it if nobody did)."""
+
+
 #: A frame entry is ``(text, frame)``: ``frame`` is the parsed event, ``False`` for a reply
 #: (``raw_message`` only) or ``None`` for something that is no event (logged and dropped).
-#: An event entry is ``(None, name, args)``.
-Entry = Union[Tuple[str, Union[Dict[str, Any], bool, None]], Tuple[None, str, Tuple[Any, ...]]]
+#: An envelope entry is ``(text, event, envelope)``: ``event`` is the inner Slack event,
+#: if any. An event entry is ``(None, name, args)``.
+Entry = Union[Tuple[str, Union[Dict[str, Any], bool, None]],
+              Tuple[str, Optional[Dict[str, Any]], Envelope],
+              Tuple[None, str, Tuple[Any, ...]]]
 _STOP = object()
 
 
@@ -198,6 +214,9 @@ class Dispatcher:
                 raw = handlers("raw_message")
                 if raw:
                     emit("raw_message", (text,), raw)
+                if len(entry) == 3:
+                    self._envelope(entry[1], entry[2])
+                    continue
                 if frame is False:
                     continue
                 if frame is None:
@@ -211,23 +230,42 @@ class Dispatcher:
                     text = self.log.redact(f"Slack sent an error event: {msg}")
                     emit("error", (PlatformError(text, error=str(msg), data=frame),))
                     continue
-                h = handlers("slack_event")
-                if h:
-                    emit("slack_event", (etype, frame), h)
-                h = handlers(etype)
-                if h:
-                    emit(etype, (frame,), h)
-                subtype = frame.get("subtype")
-                if subtype is not None and isinstance(subtype, str):
-                    name = f"{etype}::{subtype}"
-                    h = handlers(name)
-                    if h:
-                        emit(name, (frame,), h)
+                self._event(frame)
         finally:
             if frames:
                 with self._room:
                     self._backlog -= frames
                     self._room.notify_all()
+
+    def _envelope(self, event: Optional[Dict[str, Any]], envelope: Envelope) -> None:
+        """The envelope's handlers get it, then its inner event goes out like an RTM event;
+        then the envelope is finished (acknowledged if nobody did), whatever was raised."""
+        try:
+            h = self.registry.handlers(envelope.type)
+            if h:
+                self.emit(envelope.type, (envelope,), h)
+            if event is not None:
+                self._event(event)
+        finally:
+            envelope.finish()
+
+    def _event(self, frame: Dict[str, Any]) -> None:
+        """``slack_event``, ``{type}`` and ``{type}::{subtype}`` handlers for an event."""
+        handlers = self.registry.handlers
+        emit = self.emit
+        etype = frame["type"]
+        h = handlers("slack_event")
+        if h:
+            emit("slack_event", (etype, frame), h)
+        h = handlers(etype)
+        if h:
+            emit(etype, (frame,), h)
+        subtype = frame.get("subtype")
+        if subtype is not None and isinstance(subtype, str):
+            name = f"{etype}::{subtype}"
+            h = handlers(name)
+            if h:
+                emit(name, (frame,), h)
 
     def emit(self, event: str, args: Tuple[Any, ...],
              handlers: Optional[Tuple[Handler, ...]] = None) -> None:

@@ -1,0 +1,145 @@
+"""Socket Mode envelopes: the request handed to handlers, its acknowledgement, and the
+memory of envelopes already seen (Slack redelivers what it thinks was not acknowledged)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Dict, Optional
+
+from slackrtm._transport import Transport
+
+if TYPE_CHECKING:  # pragma: no cover
+    from slackrtm._sm_run import SocketModeRun
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def ack_text(envelope_id: str, payload: Optional[Dict[str, Any]] = None) -> str:
+    """The acknowledgement frame of an envelope."""
+    if payload is None:
+        return _encode({"envelope_id": envelope_id})
+    return _encode({"envelope_id": envelope_id, "payload": payload})
+
+
+class SocketModeRequest:
+    """One Socket Mode envelope, as handed to handlers of its type (``slash_commands``,
+    ``interactive``, ``events_api``, ...).
+
+    Attributes: ``envelope_id``, ``type``, ``payload`` (dict), ``event`` (the inner event of
+    an ``events_api`` envelope, else None), ``accepts_response_payload``, ``retry_attempt``,
+    ``retry_reason`` and ``envelope`` (the whole frame).
+
+    Acknowledge it with :meth:`ack`. With ``ack="auto"`` (the default) the client already
+    did as soon as the envelope was read, except for an envelope that accepts a response
+    payload and has handlers of its type: those are acknowledged by the handler's
+    ``ack(payload)``, or with an empty payload once its handlers return.
+    """
+
+    __slots__ = (
+        "_future",
+        "_lock",
+        "_manual",
+        "_run",
+        "_via",
+        "accepts_response_payload",
+        "envelope",
+        "envelope_id",
+        "event",
+        "payload",
+        "retry_attempt",
+        "retry_reason",
+        "type",
+    )
+
+    def __init__(self, envelope: Dict[str, Any], run: SocketModeRun,
+                 via: Optional[Transport], manual: bool) -> None:
+        self.envelope = envelope
+        self.envelope_id: str = envelope["envelope_id"]
+        self.type: str = str(envelope.get("type") or "envelope")
+        payload = envelope.get("payload")
+        self.payload: Dict[str, Any] = payload if isinstance(payload, dict) else {}
+        event = self.payload.get("event") if self.type == "events_api" else None
+        self.event: Optional[Dict[str, Any]] = \
+            event if isinstance(event, dict) and isinstance(event.get("type"), str) else None
+        self.accepts_response_payload = envelope.get("accepts_response_payload") is True
+        attempt = envelope.get("retry_attempt")
+        self.retry_attempt: int = attempt if type(attempt) is int else 0
+        self.retry_reason: str = str(envelope.get("retry_reason") or "")
+        self._run = run
+        self._via = via
+        self._future: Optional[Future[None]] = None
+        self._lock = threading.Lock()
+        self._manual = manual
+
+    def __repr__(self) -> str:
+        return (f"<SocketModeRequest {self.type} envelope_id={self.envelope_id!r} "
+                f"retry_attempt={self.retry_attempt} acked={self.acked}>")
+
+    @property
+    def acked(self) -> bool:
+        """Whether an acknowledgement was queued (it may not be written yet)."""
+        return self._future is not None
+
+    def ack(self, payload: Optional[Dict[str, Any]] = None) -> Future[None]:
+        """Acknowledge the envelope, with ``payload`` as the response when Slack accepts
+        one. Returns a future that resolves once the acknowledgement is written (or fails
+        when the client disconnected first). Acknowledging twice returns the first future;
+        a payload given then is dropped with a warning."""
+        with self._lock:
+            future = self._future
+            if future is None:
+                future = self._future = Future()
+                text = ack_text(self.envelope_id, payload)
+            else:
+                text = ""
+        if not text:
+            if payload is not None:
+                self._run.log.warn(f"envelope {self.envelope_id} was acknowledged already: "
+                                   "the response payload given now is dropped")
+            return future
+        if payload is not None and not self.accepts_response_payload:
+            self._run.log.warn(f"envelope {self.envelope_id} ({self.type}) accepts no "
+                               "response payload: Slack ignores it")
+        self._run.acknowledge(text, self._via, future)
+        return future
+
+    def acked_on_read(self) -> None:
+        """The client acknowledged the envelope as soon as it was read (no payload)."""
+        future: Future[None] = Future()
+        self._future = future
+        self._run.acknowledge(ack_text(self.envelope_id), self._via, future)
+
+    def finish(self) -> None:
+        """Every handler ran: acknowledge the envelope with an empty payload if none did."""
+        if self._future is not None:
+            return
+        if self._manual:
+            self._run.log.warn(f"no handler acknowledged envelope {self.envelope_id} "
+                               f"({self.type}): acknowledged with an empty payload")
+        self.ack()
+
+
+class Seen:
+    """The last ``size`` envelope ids and event ids, to drop redeliveries."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def check(self, envelope_id: str, event_id: Optional[str]) -> bool:
+        """Record both ids; True when either was seen before (a duplicate)."""
+        ids = self._ids
+        keys = [envelope_id] if not event_id else [envelope_id, "event:" + event_id]
+        duplicate = False
+        for key in keys:
+            if key in ids:
+                duplicate = True
+                ids.move_to_end(key)
+            else:
+                ids[key] = None
+        while len(ids) > self._size:
+            ids.popitem(last=False)
+        return duplicate

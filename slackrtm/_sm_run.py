@@ -1,0 +1,349 @@
+"""The Socket Mode side of a run: ``apps.connections.open``, envelopes and their acks, and
+refreshes with no gap.
+
+A refresh (Slack's ``disconnect`` with reason ``warning`` or ``refresh_requested``, or the
+end of the connection's announced lifetime coming near) is carried out by the
+``slackrtm-refresher`` thread: it asks for a new URL, opens the next connection and reads
+until its ``hello``, while the reader keeps reading the current one. The reader then
+takes the new connection over: it writes a close frame on the old one and reads it to its
+end (everything Slack sent on it before answering the close), and only then reads what
+arrived on the new one. So nothing is lost, nothing is delivered twice, and the order
+across the switch is the order Slack sent in. The client stays ``ready`` throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from slackrtm._core import State
+from slackrtm._dispatch import Entry
+from slackrtm._envelope import Seen, SocketModeRequest
+from slackrtm._run import Bound, Host, Run, apply, monotonic
+from slackrtm._transport import Message, Transport
+from slackrtm.errors import PlatformError, SlackRTMError, WebsocketError
+
+#: ``disconnect`` reasons that ask for a refresh (open the next connection first).
+REFRESH_REASONS = frozenset({"warning", "refresh_requested"})
+#: Seconds a closing connection may take to deliver its last frames after a handover.
+DRAIN_TIMEOUT = 2.0
+#: How often the reader looks for a handover while a refresh is under way.
+POLL = 0.02
+
+
+class TooManyWebsockets(WebsocketError):
+    """Slack refused one more connection for the app (``too_many_websockets``)."""
+
+
+class SocketModeRun(Run):
+    """A run of a ``SocketModeClient``."""
+
+    source_method = "apps.connections.open"
+    json_ping = False
+
+    def __init__(self, client: Host, args: Dict[str, Any], manual_ack: bool) -> None:
+        self.manual_ack = manual_ack
+        self.refresh_wanted = threading.Event()
+        self.handed_over = threading.Event()
+        self.refreshing = False
+        self.refresh_now = False  # Slack asked for a refresh
+        self.refresh_gen = 0  # grows when the connection a refresh was for is given up
+        self.refresh_at: Optional[float] = None  # when the connection's lifetime runs out
+        self.handover: Optional[Tuple[Transport, List[Message], Dict[str, Any]]] = None
+        self.too_many = 0
+        self.seen = Seen()
+        self.hello_info: Dict[str, Any] = {}
+        super().__init__(client, args)
+
+    def _extra_threads(self) -> List[Tuple[str, Callable[[], None]]]:
+        return [("refresher", self._refresher_main)]
+
+    def _open_source(self) -> Dict[str, Any]:
+        return self.call_web(self.source_method, self.args)
+
+    def _extra_delay(self, reason: SlackRTMError) -> float:
+        if isinstance(reason, TooManyWebsockets):
+            return self.c._core.backoff.delay(self.too_many)
+        return 0.0
+
+    def acknowledge(self, text: str, via: Optional[Transport],
+                    future: Optional[Future[None]]) -> None:
+        """Queue an acknowledgement for the connection its envelope came on."""
+        self.write_bound(Bound(text, via, future))
+
+    # ================================================================ reader
+    def _read_loop(self, transport: Transport) -> Tuple[SlackRTMError, Transport]:
+        try:
+            reason, transport = self._read_connections(transport)
+        finally:
+            self._discard_handover()
+        return reason, transport
+
+    def _discard_handover(self) -> None:
+        """The reader stops reading this run's connections: a refresh under way is for
+        nothing, and a connection it opened is closed."""
+        with self.c._lock:
+            self.refresh_gen += 1
+            opened, self.handover = self.handover, None
+        if opened is not None:
+            opened[0].release()
+
+    def _read_connections(self, transport: Transport) -> Tuple[SlackRTMError, Transport]:
+        current = transport
+        polling = False
+        draining: Optional[Transport] = None  # the old connection, read to its end
+        drain_until = 0.0
+        held: List[Message] = []  # read on the new connection before the old one ended
+        while True:
+            source = draining or current
+            if held and draining is None:
+                messages, held = held, []
+            else:
+                try:
+                    messages = source.read()
+                except WebsocketError as err:
+                    if source is draining:
+                        draining.release()
+                        draining = None
+                        continue
+                    nxt = self._await_handover(err)
+                    if nxt is None:
+                        return err, current
+                    current.release()
+                    current, held = nxt
+                    continue
+            outcome = self._handle(messages, source)
+            if outcome is not None:
+                if draining is not None:
+                    draining.release()
+                return outcome, current
+            if draining is not None:
+                if monotonic() > drain_until:
+                    self.log.debug("the old connection did not close in time: dropped")
+                    draining.release()
+                    draining = None
+                continue
+            if self.refreshing or self.handover is not None:
+                if not polling:
+                    current.poll_every(POLL)
+                    polling = True
+                nxt = self._take_handover()
+                if nxt is not None:
+                    draining = current
+                    draining.begin_close()
+                    drain_until = monotonic() + DRAIN_TIMEOUT
+                    current, held = nxt
+                    polling = False
+            elif polling:
+                current.poll_every(None)
+                polling = False
+
+    def _take_handover(self) -> Optional[Tuple[Transport, List[Message]]]:
+        """The connection the refresher opened, now made the current one, or None."""
+        c = self.c
+        with c._lock:
+            ready = self.handover
+            if ready is None:
+                return None
+            self.handover = None
+            transport, held, data = ready
+            self.transport = transport
+            c._connect_data = data
+            c._core.switched(monotonic())
+        self.log.debug(f"refreshed: reading {transport.host} on a new connection")
+        self.wake_writer.set()  # acks waiting for a connection go out on this one
+        self.kick.set()
+        return transport, held
+
+    def _await_handover(self, err: WebsocketError) -> Optional[Tuple[Transport, List[Message]]]:
+        """The current connection ended: when a refresh is under way, wait for it (the
+        next connection may be moments away) instead of reconnecting."""
+        deadline = monotonic() + self.c._hello_timeout + 5.0
+        while self.refreshing and not self.stop.is_set() and monotonic() < deadline:
+            self.handed_over.wait(0.05)
+        return self._take_handover()
+
+    def _handle(self, messages: List[Message], transport: Transport) -> Optional[SlackRTMError]:
+        """Process one read's messages; return why to stop reading this run's connection."""
+        c = self.c
+        core = c._core
+        now = monotonic()
+        entries: List[Entry] = []
+        ready_at = -1
+        acks: List[SocketModeRequest] = []
+        outcome: Optional[SlackRTMError] = None
+        registry = c._registry
+        for text, payload in messages:
+            if text is None:
+                self.log.warn(f"dropped a binary frame of {len(payload or b'')} bytes")
+                continue
+            try:
+                frame = json.loads(text)
+            except (ValueError, RecursionError):
+                entries.append((text, None))
+                continue
+            if type(frame) is not dict:
+                entries.append((text, None))
+                continue
+            envelope_id = frame.get("envelope_id")
+            if type(envelope_id) is str:
+                request = SocketModeRequest(frame, self, transport, self.manual_ack)
+                if self.seen.check(envelope_id, request.payload.get("event_id")):
+                    self.log.debug(f"envelope {envelope_id} was delivered before: "
+                                   "acknowledged again, not dispatched")
+                    acks.append(request)
+                    if registry.handlers("raw_message"):
+                        entries.append((text, False))
+                    continue
+                self.too_many = 0
+                if not (self.manual_ack or (request.accepts_response_payload
+                                            and registry.handlers(request.type))):
+                    acks.append(request)
+                entries.append((text, request.event, request))
+                continue
+            etype = frame.get("type")
+            if type(etype) is not str:
+                entries.append((text, None))
+                continue
+            entries.append((text, frame))
+            if etype == "hello":
+                self._note_hello(frame, now)
+                if core.state is State.CONNECTED and self.hello():
+                    ready_at = len(entries)
+                    entries.append((None, "ready", ()))
+            elif etype == "disconnect":
+                outcome = self._disconnect(frame, transport) or outcome
+        for request in acks:
+            request.acked_on_read()
+        replies = self.pongs_as_replies(transport) if transport.pongs else []
+        if replies:
+            with c._lock:
+                core.last_inbound = now
+                effects: List[Any] = []
+                for reply in replies:
+                    effects.extend(core.inbound(reply, now))
+            apply(effects)
+        elif transport is self.transport:
+            core.last_inbound = now
+        if entries:
+            stop = self.deliver(entries, len(entries) - (ready_at >= 0), transport)
+            if stop is not None:
+                return stop
+        return outcome
+
+    def _note_hello(self, frame: Dict[str, Any], now: float) -> None:
+        """Remember what hello says; schedule a refresh before the connection's end."""
+        info: Dict[str, Any] = {k: frame[k] for k in ("num_connections", "connection_info",
+                                                    "debug_info")
+                if k in frame}
+        with self.c._lock:
+            self.hello_info = info
+            if self.c._connect_data is not None:
+                self.c._connect_data = dict(self.c._connect_data, **info)
+        debug = frame.get("debug_info")
+        life = debug.get("approximate_connection_time") if isinstance(debug, dict) else None
+        if isinstance(life, (int, float)) and not isinstance(life, bool) and life > 0:
+            self.refresh_at = now + life - min(300.0, life * 0.1)
+            self.refresh_wanted.set()  # the refresher re-reads refresh_at
+
+    def _disconnect(self, frame: Dict[str, Any],
+                    transport: Transport) -> Optional[SlackRTMError]:
+        reason = str(frame.get("reason") or "")
+        if transport is not self.transport:
+            return None  # the old connection of a refresh says goodbye: expected
+        if reason in REFRESH_REASONS:
+            self.log.debug(f"Slack asked for a refresh ({reason}): opening the next "
+                           "connection before closing this one")
+            self.refresh_wanted.set()
+            self.refresh_now = True
+            return None
+        if reason == "link_disabled":
+            return PlatformError("Socket Mode was turned off for this app (link_disabled)",
+                                 error="link_disabled", data=frame)
+        transport.close()
+        if reason == "too_many_websockets":
+            self.too_many += 1
+            return TooManyWebsockets(
+                "Slack refused the connection: too many WebSocket connections for this app "
+                "(too_many_websockets); backing off")
+        return WebsocketError(f"Slack sent disconnect ({reason or 'no reason'}): reconnecting")
+
+    # ================================================================ refresher
+    def _refresher_main(self) -> None:
+        while not self.stop.is_set():
+            try:
+                at = self.refresh_at
+                wait = 30.0 if at is None else max(0.0, min(30.0, at - monotonic()))
+                self.refresh_wanted.wait(wait)
+                self.refresh_wanted.clear()
+                if self.stop.is_set():
+                    return
+                due = self.refresh_at is not None and monotonic() >= self.refresh_at
+                if not (self.refresh_now or due):
+                    continue
+                self._refresh()
+            except BaseException as exc:
+                self.log.error("the refresher thread failed unexpectedly", exc)
+                self.stop.wait(1.0)
+
+    def _refresh(self) -> None:
+        c = self.c
+        with c._lock:
+            if self.refreshing or self.handover is not None or self.transport is None \
+                    or c._core.state is not State.READY:
+                self.refresh_now = False
+                return
+            self.refreshing = True
+            self.refresh_now = False
+            self.refresh_at = None
+            self.handed_over.clear()
+            gen = self.refresh_gen
+        try:
+            opened = self._open_next()
+        except SlackRTMError as err:
+            self.log.warn(f"refreshing the connection failed: {err}; the current one is "
+                          "kept until it ends, then the client reconnects")
+            opened = None
+        with c._lock:
+            if opened is not None and (self.stop.is_set() or gen != self.refresh_gen):
+                late, opened = opened, None  # the reader gave the connection up meanwhile
+            else:
+                late = None
+            self.handover = opened
+            self.refreshing = False
+        if late is not None:
+            late[0].release()
+        self.handed_over.set()
+
+    def _open_next(self) -> Tuple[Transport, List[Message], Dict[str, Any]]:
+        """The next connection, read up to and including its ``hello``."""
+        data = self.call_web(self.source_method, self.args)
+        transport = self.open_transport(data["url"])
+        held: List[Message] = []
+        deadline = monotonic() + self.c._hello_timeout
+        transport.poll_every(0.05)
+        try:
+            while not any(text is not None and '"hello"' in text and _is_hello(text)
+                          for text, _ in held):
+                if self.stop.is_set():
+                    raise WebsocketError("the client is disconnecting")
+                if monotonic() > deadline:
+                    raise WebsocketError(f"no hello from Slack within "
+                                         f"{self.c._hello_timeout:g} s of refreshing")
+                held.extend(transport.read())
+        except BaseException:
+            transport.release()
+            raise
+        transport.take_pongs()
+        transport.poll_every(None)
+        return transport, held, dict(data)
+
+
+def _is_hello(text: str) -> bool:
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(frame, dict) and frame.get("type") == "hello"

@@ -1,0 +1,106 @@
+"""``SocketModeClient``: the same handlers as ``RTMClient``, for apps made today.
+
+RTM accepts only the tokens of classic Slack apps, which can no longer be created. Apps
+made today receive the same events over Socket Mode: ``apps.connections.open`` with an
+app-level token (``xapp-...``) hands out a WebSocket URL, and events arrive in envelopes
+that the client acknowledges. The run, its threads, keep-alive, backoff, logging and the
+dispatcher are the ones RTMClient uses (``_client_base``, ``_run``); what differs lives in
+``_sm_run`` and ``_envelope``.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from concurrent.futures import Future
+from typing import Any, Callable, Dict, Optional, Union
+
+from slackrtm._backoff import Backoff
+from slackrtm._client_base import BaseClient
+from slackrtm._envelope import SocketModeRequest
+from slackrtm._log import LogLevel
+from slackrtm._sm_run import SocketModeRun
+from slackrtm.web import WebClient
+
+__all__ = ["SocketModeClient", "SocketModeRequest"]
+
+ACK_MODES = ("auto", "manual")
+
+
+class SocketModeClient(BaseClient):
+    """A Slack Socket Mode client: one WebSocket kept alive and refreshed with no gap,
+    envelopes acknowledged, events out to the same handlers as :class:`RTMClient`.
+
+    Typical use::
+
+        client = SocketModeClient(os.environ["SLACK_APP_TOKEN"])
+
+        @client.on("reaction_added")          # the inner event of events_api envelopes
+        def on_reaction(event): ...
+
+        @client.on("slash_commands")          # the envelope type: gets the request
+        def on_command(request): request.ack({"text": "done"})
+
+        client.start().result(timeout=30)     # resolves at hello
+
+    ``token`` is an app-level token (``xapp-...``) with the ``connections:write`` scope.
+    ``ack="auto"`` (default) acknowledges every envelope as soon as it is read, before any
+    handler runs, so a slow handler never makes Slack redeliver; envelopes that accept a
+    response payload and have handlers of their type are left to ``request.ack(payload)``
+    (or acknowledged empty once the handlers return). ``ack="manual"`` leaves every
+    acknowledgement to the handlers; one left unacknowledged when its handlers return is
+    acknowledged empty, with a warning. Envelopes Slack delivers again (same
+    ``envelope_id``, or the same ``event_id``) are acknowledged and not dispatched again.
+
+    Socket Mode cannot send messages: use ``client.web_client`` (or a ``WebClient`` with a
+    bot token) and ``chat.postMessage``. Lifecycle events and states are RTMClient's; a
+    refresh keeps the client ``ready`` and emits none.
+    """
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        slack_api_url: Optional[str] = None,
+        auto_reconnect: bool = True,
+        ack: str = "auto",
+        client_ping_timeout: float = 10.0,
+        server_pong_timeout: float = 5.0,
+        hello_timeout: float = 10.0,
+        backoff: Optional[Backoff] = None,
+        log_level: int = LogLevel.INFO,
+        logger: Union[logging.Logger, Callable[[str, str], None], None] = None,
+        proxy: Optional[str] = None,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        web_client: Optional[WebClient] = None,
+        max_backlog: int = 1_000,
+    ) -> None:
+        if ack not in ACK_MODES:
+            raise ValueError(f"ack must be 'auto' or 'manual', got {ack!r}")
+        super().__init__(
+            token, slack_api_url=slack_api_url, auto_reconnect=auto_reconnect,
+            client_ping_timeout=client_ping_timeout, server_pong_timeout=server_pong_timeout,
+            reply_timeout=30.0, hello_timeout=hello_timeout, backoff=backoff,
+            log_level=log_level, logger=logger, proxy=proxy, ssl_context=ssl_context,
+            web_client=web_client, max_backlog=max_backlog)
+        self._manual_ack = ack == "manual"
+
+    def _new_run(self, args: Dict[str, Any]) -> SocketModeRun:
+        return SocketModeRun(self, args, manual_ack=self._manual_ack)
+
+    def __repr__(self) -> str:
+        return f"<SocketModeClient state={self.state} app={self.app_id}>"
+
+    @property
+    def app_id(self) -> Optional[str]:
+        """The app's id, from the last ``hello`` (``connection_info.app_id``)."""
+        info = (self._connect_data or {}).get("connection_info")
+        app = info.get("app_id") if isinstance(info, dict) else None
+        return app if isinstance(app, str) else None
+
+    def start(self, **args: Any) -> Future[Dict[str, Any]]:
+        """Connect in the background. The future resolves at ``hello`` with the
+        apps.connections.open answer plus hello's ``num_connections``,
+        ``connection_info`` and ``debug_info``; it fails with the error that ended the
+        run (``PlatformError`` for ``invalid_auth`` or ``link_disabled``)."""
+        return super().start(**args)
