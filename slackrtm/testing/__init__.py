@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from slackrtm.testing._calls import ApiCall
     from slackrtm.testing._conn import FakeConnection
-    from slackrtm.testing._envelopes import Ack
+    from slackrtm.testing._envelopes import Ack as Ack
     from slackrtm.testing._proxy import FakeProxy
     from slackrtm.testing._slack import FakeSlack
 
-__all__ = ["Ack", "ApiCall", "FakeConnection", "FakeProxy", "FakeSlack"]
+__all__ = ["ApiCall", "FakeConnection", "FakeProxy", "FakeSlack"]
+# ``Ack`` (Socket Mode ack records) is importable too; not yet listed in __all__.
 
 # Imported on first use, so loading the pytest plugin (which imports this package) is cheap.
 _WHERE = {"Ack": "_envelopes", "ApiCall": "_calls", "FakeConnection": "_conn",
