@@ -1,7 +1,7 @@
 """Offline Slack for tests, demos and bot development: :class:`FakeSlack`, :class:`FakeProxy`.
 
-``FakeSlack`` serves the Web API and the RTM API (a real WebSocket) on loopback, with a
-seeded workspace, recording of everything clients send, and fault injection::
+``FakeSlack`` serves the Web API, the RTM API and Socket Mode (real WebSockets) on loopback,
+with a seeded workspace, recording of everything clients send, and fault injection::
 
     from slackrtm.testing import FakeSlack
 
@@ -23,14 +23,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from slackrtm.testing._calls import ApiCall
     from slackrtm.testing._conn import FakeConnection
+    from slackrtm.testing._envelopes import Ack as Ack
     from slackrtm.testing._proxy import FakeProxy
     from slackrtm.testing._slack import FakeSlack
 
 __all__ = ["ApiCall", "FakeConnection", "FakeProxy", "FakeSlack"]
+# ``Ack`` (Socket Mode ack records) is importable too; not yet listed in __all__.
 
 # Imported on first use, so loading the pytest plugin (which imports this package) is cheap.
-_WHERE = {"ApiCall": "_calls", "FakeConnection": "_conn", "FakeProxy": "_proxy",
-          "FakeSlack": "_slack"}
+_WHERE = {"Ack": "_envelopes", "ApiCall": "_calls", "FakeConnection": "_conn",
+          "FakeProxy": "_proxy", "FakeSlack": "_slack"}
 
 
 def __getattr__(name: str) -> Any:

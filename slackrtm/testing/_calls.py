@@ -17,10 +17,11 @@ class ApiCall:
     value replaced by ``"<redacted>"``; ``headers`` has lower-case names and its
     ``authorization`` value redacted; ``query`` is the raw query string (tokens redacted).
     ``authorized`` says whether an ``Authorization: Bearer`` header carried the workspace's
-    token; ``token_in_body`` / ``token_in_url`` whether that token appeared anywhere in the
-    body / request target (a leak for clients that promise header-only auth). ``time`` is
-    ``time.monotonic()`` on arrival; ``status`` and ``response`` (the JSON answer, None for
-    a non-JSON answer) are filled in once the answer is decided.
+    bot token or app-level token; ``token_in_body`` / ``token_in_url`` whether one of those
+    tokens appeared anywhere in the body / request target (a leak for clients that promise
+    header-only auth). ``time`` is ``time.monotonic()`` on arrival; ``status`` and
+    ``response`` (the JSON answer, None for a non-JSON answer) are filled in once the
+    answer is decided.
     """
 
     method: str

@@ -47,20 +47,26 @@ _Item = Union[bytes, _Op]
 
 
 class FakeConnection:
-    """An open (or closed) RTM WebSocket connection of a :class:`FakeSlack`.
+    """An open (or closed) RTM or Socket Mode WebSocket connection of a :class:`FakeSlack`.
 
-    Attributes: ``id`` (1, 2, ... in accept order), ``params`` (the rtm.connect / rtm.start
-    parameters its ticket was issued with, token removed), ``method`` (``"rtm.connect"`` or
-    ``"rtm.start"``), ``presence_subscriptions`` (ids of the last ``presence_sub``),
-    ``close_code`` / ``close_reason`` (of the client's close frame, if any), ``ws_pongs``
-    (payloads of pong control frames received).
+    Attributes: ``id`` (1, 2, ... in accept order, one sequence for both kinds), ``kind``
+    (``"rtm"`` or ``"socket_mode"``), ``params`` (the parameters its ticket was issued
+    with, token removed), ``method`` (``"rtm.connect"``, ``"rtm.start"`` or
+    ``"apps.connections.open"``), ``presence_subscriptions`` (ids of the last
+    ``presence_sub``), ``close_code`` / ``close_reason`` (of the client's close frame, if
+    any), ``ws_pongs`` (payloads of pong control frames received). Socket Mode only:
+    ``acks`` (the ack records of this connection, in order) and ``going_away`` (True once
+    FakeSlack sent it a ``disconnect``: no envelope is routed to it any more).
     """
 
     def __init__(self, hub: Hub, server: ThreadedServer, sock: socket.socket, conn_id: int,
-                 params: Dict[str, Any], method: str) -> None:
+                 params: Dict[str, Any], method: str, kind: str = "rtm") -> None:
         self.id = conn_id
+        self.kind = kind
         self.params: Dict[str, Any] = params
         self.method = method
+        self.acks: List[Any] = []
+        self.going_away = False
         self.presence_subscriptions: List[str] = []
         self.close_code: Optional[int] = None
         self.close_reason = ""
@@ -79,6 +85,7 @@ class FakeConnection:
         self._writer_done = False
         self._reader_stop = False
         self._close_sent = False
+        self._ending = False
         self._peer_closed = False
         self._reset = False
         self._failed = False
@@ -86,7 +93,7 @@ class FakeConnection:
 
     def __repr__(self) -> str:
         state = "open" if self._open else "closed"
-        return f"<FakeConnection id={self.id} {state} method={self.method}>"
+        return f"<FakeConnection id={self.id} {state} kind={self.kind} method={self.method}>"
 
     @property
     def batch_presence_aware(self) -> bool:
@@ -111,9 +118,10 @@ class FakeConnection:
 
     # -- sending -----------------------------------------------------------------------
     def send_bytes(self, data: bytes) -> bool:
-        """Queue already-encoded frame bytes; False if the connection is gone."""
+        """Queue already-encoded frame bytes; False if the connection is gone or ending
+        (a close, drop or close echo is queued: frames after it would never be written)."""
         with self._cv:
-            if self._writer_done or self._reader_stop:
+            if self._writer_done or self._reader_stop or self._ending:
                 return False
             self._queue.append(data)
             self._cv.notify_all()
@@ -174,6 +182,7 @@ class FakeConnection:
     def _queue_op(self, op: _Op) -> None:
         with self._cv:
             if not (self._writer_done or self._reader_stop):
+                self._ending = True
                 self._queue.append(op)
                 self._cv.notify_all()
 

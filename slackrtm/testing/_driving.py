@@ -1,7 +1,8 @@
 """What a test does *to* the clients: events, workspace changes and fault injection.
 
 A mixin of :class:`FakeSlack`; every method is thread-safe and returns at once (frames are
-queued to each connection's writer, in order, and written as soon as possible).
+queued to each connection's writer, in order, and written as soon as possible). Events go
+to every RTM connection and, through the :meth:`Driving._route_events` hook, to Socket Mode.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from slackrtm.testing import _ws
 from slackrtm.testing._calls import Fault, format_retry_after
@@ -20,6 +21,8 @@ from slackrtm.testing._workspace import CREATED, Workspace
 #: ``to=`` of the event methods: None (every open connection), a connection or its ``id``.
 Target = Union[None, FakeConnection, int]
 _UNSET: Any = object()
+RTM: Tuple[str, ...] = ("rtm",)
+BOTH: Tuple[str, ...] = ("rtm", "socket_mode")
 
 
 class Driving:
@@ -29,27 +32,49 @@ class Driving:
     _ws: Workspace
     _conns: List[FakeConnection]
     _all_conns: List[FakeConnection]
+    _socket_conns: List[FakeConnection]
+    _all_socket_conns: List[FakeConnection]
     _scheduler: Scheduler
     _faults: Dict[str, Deque[Fault]]
     _revoked: bool
     _presence_set: Set[str]
 
     # -- plumbing ------------------------------------------------------------------------
-    def _targets(self, to: Target) -> List[FakeConnection]:
+    def _targets(self, to: Target, kinds: Tuple[str, ...] = RTM) -> List[FakeConnection]:
+        """``to`` as a list; None: the open connections of ``kinds`` (RTM, then Socket Mode)."""
         with self._cond:
             if to is None:
-                return list(self._conns)
+                return [c for c in self._conns + self._socket_conns if c.kind in kinds]
             if isinstance(to, FakeConnection):
                 return [to]
-            for conn in self._all_conns:
+            for conn in self._all_conns + self._all_socket_conns:
                 if conn.id == to:
                     return [conn]
         raise KeyError(f"FakeSlack has no connection {to!r}")
 
-    def _broadcast(self, event: Dict[str, Any], to: Target = None) -> int:
+    def _send_rtm(self, event: Dict[str, Any], to: Target = None) -> int:
         data = _ws.text_frame(json.dumps(event))
-        with self._cond:  # one lock: every client sees events in the same order
+        with self._cond:
             return sum(conn.send_bytes(data) for conn in self._targets(to))
+
+    def _broadcast(self, event: Dict[str, Any]) -> int:
+        """Send a workspace event to every RTM connection and to Socket Mode."""
+        text = json.dumps(event)
+        data = _ws.text_frame(text)
+        with self._cond:  # one lock: every client sees events in the same order
+            sent = sum(conn.send_bytes(data) for conn in self._conns)
+            self._route_events([text])
+            return sent
+
+    def _route_events(self, texts: List[str], to: Target = None) -> None:
+        """Hook: deliver inner events (JSON texts) to Socket Mode; without it, nothing."""
+
+    def _send_hello(self, conn: FakeConnection) -> bool:
+        """Hook: send ``conn`` its hello (called with the lock held); True if queued."""
+        if conn.send_event({"type": "hello"}):
+            conn.hello_sent = True
+            return True
+        return False
 
     def _post(self, channel: str, user: str, text: str, extra: Dict[str, Any]) -> Dict[str, Any]:
         with self._cond:
@@ -64,11 +89,12 @@ class Driving:
 
     # -- events --------------------------------------------------------------------------
     def inject(self, event: Dict[str, Any], to: Target = None) -> int:
-        """Send ``event`` (any dict) to every open connection, or only ``to``.
+        """Send ``event`` (any dict) as it is to every open RTM connection, or only ``to``
+        (not wrapped for Socket Mode: see :meth:`events_api`).
 
         Returns the number of connections it was queued to.
         """
-        return self._broadcast(event, to)
+        return self._send_rtm(event, to)
 
     def post_message(self, channel: str, text: str, user: Optional[str] = None,
                      **extra: Any) -> Dict[str, Any]:
@@ -208,17 +234,18 @@ class Driving:
                 Fault(error=error, status=status, retry_after=shown, delay=delay, times=times))
 
     def drop(self, how: str = "reset", to: Target = None) -> List[FakeConnection]:
-        """Drop open connections without a close frame: ``"reset"`` (RST) or ``"fin"`` (TCP
-        close); ``"close"`` sends a close frame (1001) instead. Returns the connections."""
+        """Drop open connections (RTM and Socket Mode) without a close frame: ``"reset"``
+        (RST) or ``"fin"`` (TCP close); ``"close"`` sends a close frame (1001) instead.
+        Returns the connections."""
         if how not in ("reset", "fin", "close"):
             raise ValueError(f"drop(how=...) must be 'reset', 'fin' or 'close', not {how!r}")
-        targets = self._targets(to)
+        targets = self._targets(to, BOTH)
         for conn in targets:
             conn.drop(how)
         return targets
 
     def goodbye(self, to: Target = None, grace: float = 1.0) -> List[FakeConnection]:
-        """Send ``{"type": "goodbye"}``; close each connection ``grace`` seconds later
+        """Send ``{"type": "goodbye"}`` (RTM only); close each connection ``grace`` seconds later
         (close frame 1001) unless the client closed it first. Returns the connections."""
         targets = self._targets(to)
         for conn in targets:
@@ -227,9 +254,9 @@ class Driving:
         return targets
 
     def freeze(self, to: Target = None) -> List[FakeConnection]:
-        """Half-open: stop reading from and writing to open connections (TCP stays up).
-        Frames sent meanwhile are held; connections made later are not frozen."""
-        targets = self._targets(to)
+        """Half-open: stop reading from and writing to open connections, RTM and Socket
+        Mode (TCP stays up). Frames sent meanwhile are held; later connections are not frozen."""
+        targets = self._targets(to, BOTH)
         for conn in targets:
             conn.freeze()
         return targets
@@ -237,18 +264,19 @@ class Driving:
     def unfreeze(self, to: Target = None) -> List[FakeConnection]:
         """Undo :meth:`freeze`: held frames are written, pending client frames read."""
         with self._cond:
-            targets = list(self._all_conns) if to is None else self._targets(to)
+            targets = (self._all_conns + self._all_socket_conns) if to is None \
+                else self._targets(to)
         for conn in targets:
             conn.unfreeze()
         return targets
 
     def release_hello(self, to: Target = None) -> int:
-        """Send the ``hello`` held back by ``hold_hello``; returns how many were sent."""
+        """Send the ``hello`` held back by ``hold_hello`` (RTM and Socket Mode); returns how
+        many were sent."""
         sent = 0
         with self._cond:
-            for conn in self._targets(to):
-                if not conn.hello_sent and conn.send_event({"type": "hello"}):
-                    conn.hello_sent = True
+            for conn in self._targets(to, BOTH):
+                if not conn.hello_sent and self._send_hello(conn):
                     sent += 1
         return sent
 
@@ -257,7 +285,7 @@ class Driving:
         """Write one raw frame: ``str`` as text, ``bytes`` as a text frame with exactly those
         bytes (even invalid UTF-8), or a binary frame with ``binary=True``."""
         with self._cond:
-            return sum(c.send_raw(data, binary=binary) for c in self._targets(to))
+            return sum(c.send_raw(data, binary=binary) for c in self._targets(to, BOTH))
 
     def send_frames(self, frames: Sequence[Union[str, bytes]], to: Target = None) -> int:
         """Write many text frames in one socket write per connection (a burst)."""
@@ -267,8 +295,10 @@ class Driving:
 
     def flood(self, n: int, make_event: Optional[Callable[[int], Dict[str, Any]]] = None,
               to: Target = None) -> List[Dict[str, Any]]:
-        """Blast ``n`` events in one write: ``make_event(i)``, by default a ``message`` in
-        #general numbered ``"flood {i}"`` (not stored in the history). Returns them."""
+        """Blast ``n`` events in one write per connection: ``make_event(i)``, by default a
+        ``message`` in #general numbered ``"flood {i}"`` (not stored in the history).
+        Socket Mode gets them as ``events_api`` envelopes (routed as one write, see
+        :meth:`events_api`) once it is active. Returns the events."""
         with self._cond:
             if make_event is None:
                 general, alice = self._ws.channel_id("general"), self._default_human()
@@ -276,13 +306,19 @@ class Driving:
                            "text": f"flood {i}", "ts": self._ws.next_ts()} for i in range(n)]
             else:
                 events = [make_event(i) for i in range(n)]
-            self.send_frames([json.dumps(e) for e in events], to)
+            texts = [json.dumps(e) for e in events]
+            data = b"".join(_ws.text_frame(t) for t in texts)
+            for conn in self._targets(to):
+                if conn.kind == "rtm":
+                    conn.send_bytes(data)
+            self._route_events(texts, to)
         return events
 
     def ping(self, payload: bytes = b"", to: Target = None) -> int:
-        """Send a WebSocket ping control frame; pongs land in each connection's ``ws_pongs``."""
+        """Send a WebSocket ping control frame to RTM and Socket Mode connections; pongs land
+        in each connection's ``ws_pongs``."""
         with self._cond:
-            return sum(c.ping(payload) for c in self._targets(to))
+            return sum(c.ping(payload) for c in self._targets(to, BOTH))
 
 
 def _closer(conn: FakeConnection) -> Callable[[], None]:

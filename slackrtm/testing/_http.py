@@ -1,4 +1,5 @@
-"""The HTTP side of FakeSlack: ``/api/<method>`` and the WebSocket upgrade at ``/rtm/<ticket>``."""
+"""The HTTP side of FakeSlack: ``/api/<method>`` and the WebSocket upgrades at
+``/rtm/<ticket>`` (RTM) and ``/socket-mode/<ticket>`` (Socket Mode)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class SlackHandler(BaseHTTPRequestHandler):
         """Stay quiet: tests read records, not stderr."""
 
     def do_GET(self) -> None:
-        """Web API call, or a WebSocket upgrade under ``/rtm/``."""
+        """Web API call, or a WebSocket upgrade under ``/rtm/`` or ``/socket-mode/``."""
         self._route()
 
     def do_POST(self) -> None:
@@ -49,7 +50,9 @@ class SlackHandler(BaseHTTPRequestHandler):
             headers = {k.lower(): v for k, v in self.headers.items()}
             self._reply(*_webapi.handle(self.slack, self.command, path[5:], query, body, headers))
         elif path.startswith("/rtm/") and self.command == "GET":
-            self._websocket(path[5:])
+            self._websocket(path[5:], "rtm")
+        elif path.startswith("/socket-mode/") and self.command == "GET":
+            self._websocket(path[13:], "socket_mode")
         else:
             self._reply(404, {"Content-Type": TEXT}, b"not found\n")
 
@@ -75,7 +78,7 @@ class SlackHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def _websocket(self, ticket: str) -> None:
+    def _websocket(self, ticket: str, kind: str) -> None:
         slack = self.slack
         slack._note_handshake()
         fault = slack._take_fault("websocket")
@@ -92,7 +95,7 @@ class SlackHandler(BaseHTTPRequestHandler):
             while self.connection.recv(65536):  # until the client gives up or we close
                 pass
             return
-        info = slack._redeem_ticket(ticket)
+        info = slack._redeem_ticket(ticket, kind)
         if info is None:
             self._reply(404, {"Content-Type": TEXT}, b"unknown, used or expired ticket\n")
             return

@@ -1,10 +1,12 @@
 """The serving side of FakeSlack: Web API bookkeeping and the RTM protocol logic.
 
-A mixin of :class:`FakeSlack`, called from the request and connection threads.
+A mixin of :class:`FakeSlack`, called from the request and connection threads. Socket Mode
+connections are handled by :class:`slackrtm.testing._socket_mode.SocketMode` on top.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 import socket
@@ -18,19 +20,29 @@ from slackrtm.testing._conn import FakeConnection
 from slackrtm.testing._driving import Driving
 from slackrtm.testing._net import ThreadedServer, url_host
 
+#: The Web API method whose tickets open Socket Mode connections.
+SOCKET_MODE_METHOD = "apps.connections.open"
+
 
 class Ticket(NamedTuple):
-    """A one-time WebSocket ticket handed out by rtm.connect / rtm.start."""
+    """A one-time WebSocket ticket handed out by rtm.connect / rtm.start /
+    apps.connections.open."""
 
     expires: float
     params: Dict[str, Any]
     method: str
+
+    @property
+    def kind(self) -> str:
+        """``"socket_mode"`` or ``"rtm"``: the connection kind it opens."""
+        return "socket_mode" if self.method == SOCKET_MODE_METHOD else "rtm"
 
 
 class Serving(Driving):
     """Web API bookkeeping and RTM frame handling (mixed into :class:`FakeSlack`)."""
 
     token: str
+    app_token: str
     ticket_ttl: float
     ignore_pings: bool
     hold_hello: bool
@@ -44,6 +56,7 @@ class Serving(Driving):
     _received: List[Dict[str, Any]]
     _unparsed: List[Union[str, bytes]]
     _connect_count: int
+    _conn_ids: itertools.count[int]
     _handshakes: int
 
     # -- Web API support -----------------------------------------------------------------
@@ -68,12 +81,18 @@ class Serving(Driving):
                 queue.popleft()
             return fault
 
-    def _check_token(self, presented: Any) -> Optional[str]:
+    def _check_token(self, presented: Any, method: str = "") -> Optional[str]:
+        """The auth error for ``presented`` calling ``method``, None if it may: the app
+        token is for apps.connections.open only, the bot token for every other method."""
         if not presented:
             return "not_authed"
-        if presented != self.token:
+        if presented not in (self.token, self.app_token):
             return "invalid_auth"
-        return "token_revoked" if self._revoked else None
+        if self._revoked:
+            return "token_revoked"
+        if (presented == self.app_token) != (method == SOCKET_MODE_METHOD):
+            return "not_allowed_token_type"
+        return None
 
     def _issue_ticket(self, params: Dict[str, Any], method: str) -> str:
         ticket = secrets.token_urlsafe(18)
@@ -84,12 +103,17 @@ class Serving(Driving):
                 del self._tickets[old]
             self._tickets[ticket] = Ticket(now + self.ticket_ttl, kept, method)
         scheme = "wss" if self._tls else "ws"
-        return f"{scheme}://{url_host(self._server.host)}:{self._server.port}/rtm/{ticket}"
+        where = "socket-mode" if method == SOCKET_MODE_METHOD else "rtm"
+        return f"{scheme}://{url_host(self._server.host)}:{self._server.port}/{where}/{ticket}"
 
-    def _redeem_ticket(self, ticket: str) -> Optional[Ticket]:
+    def _redeem_ticket(self, ticket: str, kind: str = "rtm") -> Optional[Ticket]:
+        """The ticket's record, once: None if unknown, used, expired or of the other kind."""
         with self._cond:
-            info = self._tickets.pop(ticket, None)
-        if info is None or info.expires < time.monotonic():
+            info = self._tickets.get(ticket)
+            if info is None or info.kind != kind:
+                return None
+            del self._tickets[ticket]
+        if info.expires < time.monotonic():
             return None
         return info
 
@@ -103,7 +127,7 @@ class Serving(Driving):
                          response: bytes) -> FakeConnection:
         with self._cond:
             self._connect_count += 1
-            conn = FakeConnection(self, self._server, sock, self._connect_count,
+            conn = FakeConnection(self, self._server, sock, next(self._conn_ids),
                                   ticket.params, ticket.method)
             self._conns.append(conn)
             self._all_conns.append(conn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 import socket
@@ -15,7 +16,8 @@ from slackrtm.testing._calls import ApiCall, Fault
 from slackrtm.testing._conn import FakeConnection
 from slackrtm.testing._http import SlackHandler
 from slackrtm.testing._net import ThreadedServer, url_host
-from slackrtm.testing._serving import Serving, Ticket
+from slackrtm.testing._serving import Ticket
+from slackrtm.testing._socket_mode import SocketMode
 from slackrtm.testing._timer import Scheduler
 from slackrtm.testing._workspace import BOT_ID, Workspace
 
@@ -37,13 +39,13 @@ def _matcher(what: Matcher) -> Callable[[Dict[str, Any]], bool]:
     return what
 
 
-class FakeSlack(Serving):
-    """An offline Slack workspace on loopback: the Web API and the RTM API over a real
-    WebSocket, seeded with users and channels, recording everything clients do.
+class FakeSlack(SocketMode):
+    """An offline Slack workspace on loopback: the Web API, the RTM API and Socket Mode
+    over real WebSockets, seeded with users and channels, recording everything clients do.
 
-    ``FakeSlack(host="127.0.0.1", port=0, token=None, ssl_context=None)`` starts serving at
-    once (``port=0``: the OS picks one). With ``ssl_context`` (server side) it speaks
-    https/wss. Use it as a context manager, or call :meth:`close`::
+    ``FakeSlack(host="127.0.0.1", port=0, token=None, ssl_context=None, app_token=None)``
+    starts serving at once (``port=0``: the OS picks one). With ``ssl_context`` (server
+    side) it speaks https/wss. Use it as a context manager, or call :meth:`close`::
 
         with FakeSlack() as slack:
             rtm = RTMClient(slack.token, slack_api_url=slack.api_url)
@@ -53,10 +55,19 @@ class FakeSlack(Serving):
     :meth:`release_hello`), ``hang_handshake`` (never answer WebSocket handshakes),
     ``reply_delay`` (seconds before a ``message`` send is processed and answered),
     ``drop_replies`` (store and echo sent messages but never reply), ``ticket_ttl``.
+
+    Socket Mode (``slack.app_token`` opens connections with apps.connections.open; every
+    workspace event is also sent as an ``events_api`` envelope once Socket Mode is active,
+    see :meth:`events_api`): ``ack_timeout`` (3.0 s before an unacked envelope is sent
+    again), ``max_retries`` (3), ``redelivery`` (True; False: never resend),
+    ``close_delay`` (0.5 s from a ``disconnect`` frame to the close), ``connection_time``
+    (18060, the hello's ``approximate_connection_time``), ``max_socket_connections`` (10;
+    one more gets ``disconnect`` ``too_many_websockets``), ``socket_mode_active``.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: Optional[str] = None,
-                 ssl_context: Optional[ssl.SSLContext] = None) -> None:
+                 ssl_context: Optional[ssl.SSLContext] = None,
+                 app_token: Optional[str] = None) -> None:
         self._cond = threading.Condition(threading.RLock())
         self._stop = threading.Event()
         self._ws = Workspace()
@@ -72,6 +83,7 @@ class FakeSlack(Serving):
         self._received: List[Dict[str, Any]] = []
         self._unparsed: List[Union[str, bytes]] = []
         self._connect_count = 0
+        self._conn_ids = itertools.count(1)
         self._handshakes = 0
         self.ignore_pings = False
         self.hold_hello = False
@@ -80,6 +92,7 @@ class FakeSlack(Serving):
         self.drop_replies = False
         self.ticket_ttl = 30.0
         self._closed = False
+        self._init_socket_mode(app_token)
         self._tls = ssl_context is not None
         self._server = ThreadedServer(host, port, self._handle, name="fakeslack",
                                       ssl_context=ssl_context)
@@ -95,14 +108,14 @@ class FakeSlack(Serving):
             if self._closed:
                 return
             self._closed = True
-            conns = list(self._conns)
+            conns = self._conns + self._socket_conns
         self._stop.set()
         self._scheduler.stop()
         for conn in conns:
             conn.close(reason="server closing", wait_reply=False)
         deadline = time.monotonic() + min(0.5, timeout)
         with self._cond:
-            while self._conns and time.monotonic() < deadline:
+            while (self._conns or self._socket_conns) and time.monotonic() < deadline:
                 self._cond.wait(max(0.0, deadline - time.monotonic()))
         self._server.close(timeout)
 
@@ -113,7 +126,8 @@ class FakeSlack(Serving):
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{len(self._conns)} connection(s)"
+        state = "closed" if self._closed else (
+            f"{len(self._conns)} connection(s), {len(self._socket_conns)} Socket Mode")
         return f"<FakeSlack {self.api_url} {state}>"
 
     # -- addresses and identities --------------------------------------------------------
@@ -124,7 +138,7 @@ class FakeSlack(Serving):
 
     @property
     def port(self) -> int:
-        """The TCP port of both the Web API and the RTM WebSocket."""
+        """The TCP port of the Web API and the RTM and Socket Mode WebSockets."""
         return self._server.port
 
     @property
@@ -248,7 +262,8 @@ class FakeSlack(Serving):
 
     @property
     def received(self) -> List[Dict[str, Any]]:
-        """Every JSON object frame any client sent, in arrival order, across connections."""
+        """Every JSON object frame any client sent, in arrival order, across connections
+        (Socket Mode acks are in :attr:`acks` instead)."""
         with self._cond:
             return list(self._received)
 

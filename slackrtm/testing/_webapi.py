@@ -43,7 +43,7 @@ def decode_params(query: str, body: bytes, content_type: str) -> Params:
 def handle(slack: FakeSlack, http_method: str, method: str, query: str, body: bytes,
            headers: Mapping[str, str]) -> Answer:
     """Answer one Web API request: record it, apply any queued fault, authenticate, run."""
-    token = slack.token
+    token, app_token = slack.token, slack.app_token
     auth = headers.get("authorization") or ""
     bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
     try:
@@ -52,7 +52,7 @@ def handle(slack: FakeSlack, http_method: str, method: str, query: str, body: by
     except (ValueError, UnicodeDecodeError):
         params, bad_body = dict(parse_qsl(query, keep_blank_values=True)), "invalid_json"
     presented = bearer if bearer is not None else params.get("token")
-    secrets = [s for s in (token, presented) if isinstance(s, str) and s]
+    secrets = [s for s in (token, app_token, presented) if isinstance(s, str) and s]
     shown = {k: (REDACTED if k == "token" else v) for k, v in params.items()}
     shown_headers = {k: v for k, v in headers.items()}
     if "authorization" in shown_headers:
@@ -61,8 +61,9 @@ def handle(slack: FakeSlack, http_method: str, method: str, query: str, body: by
     for secret in secrets:
         shown_query = shown_query.replace(secret, REDACTED).replace(quote(secret), REDACTED)
     call = ApiCall(method=method, params=shown, headers=shown_headers, query=shown_query,
-                   http_method=http_method, authorized=bearer == token,
-                   token_in_body=token.encode() in body, token_in_url=token in query,
+                   http_method=http_method, authorized=bearer in (token, app_token),
+                   token_in_body=any(s.encode() in body for s in (token, app_token)),
+                   token_in_url=any(s in query for s in (token, app_token)),
                    time=time.monotonic())
     slack._record_call(call)
     fault = slack._take_fault(method)
@@ -89,7 +90,7 @@ def _answer(slack: FakeSlack, fault: Optional[Fault], method: str, params: Param
     if bad_body is not None:
         return _json(200, {"ok": False, "error": bad_body})
     if method not in AUTH_FREE:
-        error = slack._check_token(presented)
+        error = slack._check_token(presented, method)
         if error is not None:
             return _json(200, {"ok": False, "error": error})
     try:
@@ -267,6 +268,13 @@ def reactions_add(slack: FakeSlack, params: Params) -> Dict[str, Any]:
     return {"ok": True}
 
 
+def apps_connections_open(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    url = slack._issue_ticket(params, "apps.connections.open")
+    with slack._cond:
+        slack.socket_mode_active = True
+    return {"ok": True, "url": url}
+
+
 def api_test(slack: FakeSlack, params: Params) -> Dict[str, Any]:
     args = {k: (REDACTED if k == "token" else v) for k, v in params.items()}
     if params.get("error"):
@@ -276,6 +284,7 @@ def api_test(slack: FakeSlack, params: Params) -> Dict[str, Any]:
 
 METHODS: Dict[str, Callable[[FakeSlack, Params], Dict[str, Any]]] = {
     "api.test": api_test,
+    "apps.connections.open": apps_connections_open,
     "auth.test": auth_test,
     "channels.list": channels_list,
     "chat.postMessage": chat_post_message,

@@ -1,0 +1,242 @@
+"""Socket Mode in FakeSlack, the serving side: connections opened with
+apps.connections.open, their hello, acks, and the routing and redelivery of envelopes.
+
+A mixin on top of :class:`Serving`: it takes the connections whose ticket came from
+apps.connections.open and leaves RTM to the classes below it.
+
+Routing: each envelope goes to ONE connection, the newest open one whose hello was sent and
+that was not told to go away (a ``disconnect`` frame). With none, envelopes are held in
+order and written, in order, right after the next connection's hello. An envelope not
+acked within ``ack_timeout`` seconds is routed again (a new envelope id, ``retry_attempt``
++ 1, ``retry_reason: "timeout"``, the same payload), up to ``max_retries`` times; timers
+run on the shared :class:`Scheduler`, one per written batch. Everything here runs with
+the workspace lock held, so envelopes keep the order they were made in.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Set, Tuple, Union
+
+from slackrtm.testing import _envelopes as env
+from slackrtm.testing import _ws
+from slackrtm.testing._conn import FakeConnection
+from slackrtm.testing._driving import Target
+from slackrtm.testing._envelopes import Ack, Sent
+from slackrtm.testing._serving import Serving, Ticket
+
+SOCKET = "socket_mode"
+
+
+class SocketServing(Serving):
+    """Socket Mode connections, acks, routing and redelivery (under :class:`SocketMode`)."""
+
+    _closed: bool
+
+    if TYPE_CHECKING:
+        def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0,
+                       what: Union[str, Callable[[], str]] = "a condition") -> None: ...
+
+    def _init_socket_mode(self, app_token: Optional[str]) -> None:
+        #: The app-level token apps.connections.open accepts (``xapp-1-A0FAKE-...``).
+        self.app_token: str = app_token or env.new_app_token()
+        #: The legacy verification token put in every payload's ``token``.
+        self.verification_token = env.new_verification_token()
+        #: Whether workspace events become ``events_api`` envelopes (held while no Socket
+        #: Mode connection is open). Set by the first apps.connections.open answered ok.
+        self.socket_mode_active = False
+        self.connection_time = 18060
+        self.ack_timeout = 3.0
+        self.max_retries = 3
+        self.redelivery = True
+        self.close_delay = 0.5
+        self.max_socket_connections = 10
+        self._socket_conns: List[FakeConnection] = []
+        self._all_socket_conns: List[FakeConnection] = []
+        self._socket_connect_count = 0
+        self._held: Deque[Sent] = deque()
+        self._sent: Dict[str, Sent] = {}
+        self._acked_origins: Set[str] = set()
+        self._acked_ids: Set[Any] = set()
+        self._acks: List[Ack] = []
+        self._delivered: List[Tuple[int, str]] = []
+        self._event_seq = itertools.count(1)
+        self._template = env.EventsTemplate(self.verification_token, str(self._ws.team["id"]),
+                                            self._ws.bot_user_id)
+
+    # -- connections (called by the request and connection threads) ----------------------
+    def _open_connection(self, sock: socket.socket, ticket: Ticket,
+                         response: bytes) -> FakeConnection:
+        if ticket.kind != SOCKET:
+            return super()._open_connection(sock, ticket, response)
+        with self._cond:
+            self._socket_connect_count += 1
+            conn = FakeConnection(self, self._server, sock, next(self._conn_ids),
+                                  ticket.params, ticket.method, kind=SOCKET)
+            self._socket_conns.append(conn)
+            self._all_socket_conns.append(conn)
+            conn._start(response)
+            if not self.hold_hello:
+                self._send_hello(conn)
+            self._cond.notify_all()
+        return conn
+
+    def _send_hello(self, conn: FakeConnection) -> bool:
+        if conn.kind != SOCKET:
+            return super()._send_hello(conn)
+        with self._cond:
+            count = len(self._socket_conns)
+            if not conn.send_event(env.hello(count, self.connection_time)):
+                return False
+            conn.hello_sent = True
+            if count > self.max_socket_connections:
+                self._go_away(conn, "too_many_websockets", self.close_delay)
+            elif self._held:
+                items = list(self._held)
+                self._held.clear()
+                if not self._write(conn, items):
+                    self._held.extendleft(reversed(items))
+            self._cond.notify_all()
+            return True
+
+    def _on_closed(self, conn: FakeConnection) -> None:
+        if conn.kind != SOCKET:
+            super()._on_closed(conn)
+            return
+        with self._cond:
+            if conn in self._socket_conns:
+                self._socket_conns.remove(conn)
+            self._cond.notify_all()
+
+    def _on_text(self, conn: FakeConnection, text: str) -> None:
+        if conn.kind != SOCKET:
+            super()._on_text(conn, text)
+            return
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            frame = None
+        with self._cond:
+            if not isinstance(frame, dict):
+                self._unparsed.append(text)
+            elif "envelope_id" in frame:
+                self._record_ack(conn, frame)
+            else:  # not an ack: recorded, never answered (Socket Mode has no JSON ping)
+                conn._received.append(frame)
+                self._received.append(frame)
+            self._cond.notify_all()
+
+    def _record_ack(self, conn: FakeConnection, frame: Dict[str, Any]) -> None:
+        now = time.monotonic()
+        eid = frame["envelope_id"]
+        sent = self._sent.get(eid) if isinstance(eid, str) else None
+        late = False
+        if sent is not None:
+            self._acked_origins.add(sent.origin)
+            late = sent.sent_at is not None and now - sent.sent_at > self.ack_timeout
+        try:
+            self._acked_ids.add(eid)
+        except TypeError:  # an unhashable id (a list, ...): recorded in acks only
+            pass
+        ack = Ack(eid, frame.get("payload"), conn.id, now, late)
+        self._acks.append(ack)
+        conn.acks.append(ack)
+
+    # -- routing (always with the lock held) ---------------------------------------------
+    def _write(self, conn: FakeConnection, items: List[Sent]) -> bool:
+        if not conn.send_bytes(b"".join(_ws.text_frame(s.text) for s in items)):
+            return False
+        now = time.monotonic()
+        for s in items:
+            s.sent_at, s.conn_id = now, conn.id
+            self._delivered.append((conn.id, s.text))
+        self._arm(items)
+        self._cond.notify_all()
+        return True
+
+    def _deliver(self, items: List[Sent], to: Optional[FakeConnection] = None) -> Optional[int]:
+        """Write ``items`` to ``to``, or route them; returns the connection id (None: held)."""
+        if to is not None:
+            if self._write(to, items):
+                return to.id
+            self._arm(items)  # written to a dead connection: lost there, retried by routing
+            return None
+        for conn in reversed(self._socket_conns):
+            if conn.hello_sent and not conn.going_away and self._write(conn, items):
+                return conn.id
+        self._held.extend(items)
+        self._cond.notify_all()
+        return None
+
+    def _arm(self, items: List[Sent]) -> None:
+        auto = [s for s in items if s.auto]
+        if auto and self.redelivery and not self._closed:
+            self._scheduler.call_later(self.ack_timeout, lambda: self._expire(auto))
+
+    def _expire(self, items: List[Sent]) -> None:
+        with self._cond:
+            if self._closed or not self.redelivery:
+                return
+            again = [self._retry(s, new_id=True, auto=True) for s in items
+                     if s.origin not in self._acked_origins and s.attempt < self.max_retries]
+            if again:
+                self._deliver(again)
+
+    def _retry(self, s: Sent, *, new_id: bool, auto: bool) -> Sent:
+        eid = env.envelope_ids(1)[0] if new_id else s.envelope_id
+        again = Sent(eid, s.origin, env.retry_text(s.text, eid, s.attempt + 1, "timeout"),
+                     s.attempt + 1, auto)
+        self._sent[eid] = again
+        return again
+
+    def _route_events(self, texts: List[str], to: Target = None) -> None:
+        conn: Optional[FakeConnection] = None
+        if to is not None:
+            conn = self._targets(to)[0]
+            if conn.kind != SOCKET:
+                return
+        elif not self.socket_mode_active:
+            return
+        now = int(time.time())
+        items = []
+        for eid, text in zip(env.envelope_ids(len(texts)), texts):
+            event_id = f"Ev0FAKE{next(self._event_seq):08d}"
+            s = Sent(eid, event_id, self._template.text(eid, text, event_id, now))
+            self._sent[eid] = s
+            items.append(s)
+        self._deliver(items, conn)
+
+    def _socket_target(self, to: Target) -> Optional[FakeConnection]:
+        if to is None:
+            return None
+        conn = self._targets(to)[0]
+        if conn.kind != SOCKET:
+            raise ValueError(f"connection {conn.id} is an RTM connection, not Socket Mode")
+        return conn
+
+    def _send_new(self, envelope: Dict[str, Any], origin: str, to: Target) -> Dict[str, Any]:
+        conn = self._socket_target(to)
+        text = json.dumps(envelope)
+        with self._cond:
+            s = Sent(str(envelope["envelope_id"]), origin, text)
+            self._sent[s.envelope_id] = s
+            self._deliver([s], conn)
+        return json.loads(text)  # type: ignore[no-any-return]
+
+    def _go_away(self, conn: FakeConnection, reason: str, close_in: Optional[float]) -> bool:
+        conn.going_away = True
+        sent = conn.send_event(env.disconnect(reason))
+        if sent and close_in is not None:
+            self._scheduler.call_later(close_in, _closer(conn, reason))
+        self._cond.notify_all()
+        return sent
+
+
+def _closer(conn: FakeConnection, reason: str) -> Callable[[], None]:
+    def close() -> None:
+        conn.close(reason=reason)
+    return close
