@@ -11,6 +11,7 @@ LoggerLike = Union[logging.Logger, Callable[[str, str], None], None]
 
 _URL_SECRET = re.compile(r"(wss?://[^/\s\"']+)/[^\s\"']*")
 _TOKEN_LIKE = re.compile(r"xox[a-z]-[A-Za-z0-9-]+")
+_APP_TOKEN_LIKE = re.compile(r"xapp-[A-Za-z0-9-]+")
 
 
 class LogLevel(enum.IntEnum):
@@ -32,6 +33,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         if secret:
             text = text.replace(secret, "<redacted>")
     text = _TOKEN_LIKE.sub("xox?-<redacted>", text)
+    text = _APP_TOKEN_LIKE.sub("xapp-<redacted>", text)
     return _URL_SECRET.sub(r"\1/<redacted>", text)
 
 

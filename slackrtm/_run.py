@@ -207,8 +207,7 @@ class Run:
                     transport.close(wait=min(0.2, _remaining(deadline) or 0.0))
                 else:
                     transport.abort()
-            self.kick.set()
-            self.wake_writer.set()
+            self._wake_all()
         if me.name.startswith("slackrtm-") or self.threads_started.wait(_remaining(deadline)):
             pass  # start() is done starting the threads (or this is one of them)
         for role, thread in self.threads.items():
@@ -235,6 +234,11 @@ class Run:
             self.finished.set()
         elif join_dispatcher and dispatcher is not me:
             dispatcher.join(_remaining(deadline))
+
+    def _wake_all(self) -> None:
+        """Wake every thread that waits for work, so that each sees the stop."""
+        self.kick.set()
+        self.wake_writer.set()
 
     def _fail(self, error: BaseException) -> None:
         """End the run for good because of ``error`` (fatal, or any with no reconnect)."""

@@ -60,6 +60,10 @@ class SocketModeRun(Run):
     def _extra_threads(self) -> List[Tuple[str, Callable[[], None]]]:
         return [("refresher", self._refresher_main)]
 
+    def _wake_all(self) -> None:
+        super()._wake_all()
+        self.refresh_wanted.set()
+
     def _open_source(self) -> Dict[str, Any]:
         return self.call_web(self.source_method, self.args)
 
@@ -256,8 +260,10 @@ class SocketModeRun(Run):
         if reason in REFRESH_REASONS:
             self.log.debug(f"Slack asked for a refresh ({reason}): opening the next "
                            "connection before closing this one")
-            self.refresh_wanted.set()
-            self.refresh_now = True
+            with self.c._lock:  # a refresh under way already answers this request
+                if not self.refreshing and self.handover is None:
+                    self.refresh_now = True
+                    self.refresh_wanted.set()
             return None
         if reason == "link_disabled":
             return PlatformError("Socket Mode was turned off for this app (link_disabled)",
