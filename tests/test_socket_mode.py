@@ -366,6 +366,7 @@ def test_the_app_token_never_reaches_logs(slack: FakeSlack, smake: Make,
                            log_level=LogLevel.DEBUG, **SM_FAST)
     with pytest.raises(PlatformError) as info:
         bad.start().result(timeout=5)
+    bad.disconnect()
     assert "secretsecret" not in str(info.value) and "secretsecret" not in repr(bad)
     text = "\n".join(r.getMessage() for r in all_logs)
     assert all_logs and slack.app_token not in text and "secretsecret" not in text
