@@ -604,34 +604,37 @@ class Run:
         return None
 
     def _write_bound(self, done: List[Resolve]) -> None:
-        """Write the bound frames (write lock held), stopping at the first with nowhere
-        to go: it waits for the next ready connection."""
+        """Write the bound frames (write lock held), those for one connection in one write,
+        stopping at the first with nowhere to go: it waits for the next ready connection."""
         c = self.c
         while True:
             with c._lock:
                 target = self._bound_target()
                 if target is None:
                     return
-                item = self.bound.popleft()
+                items = [self.bound.popleft()]
+                while self.bound and len(items) < 512 and self._bound_target() is target:
+                    items.append(self.bound.popleft())
             try:
-                target.send_text(item.text)
+                target.send_texts([item.text for item in items])
             except NotWritten:  # closed meanwhile: try the next connection
-                item.via = None
+                for item in items:
+                    item.via = None
                 with c._lock:
-                    self.bound.appendleft(item)
+                    self.bound.extendleft(reversed(items))
                 continue
             except WebsocketError as err:
                 with c._lock:
                     if self.transport is target:
                         self.teardown_reason = err
                 target.abort()
-                if item.future is not None:
-                    done.append(Resolve(item.future, error=NoReplyReceivedError(
-                        f"the connection failed while writing an acknowledgement; it may "
-                        f"or may not have reached Slack: {err}")))
+                done.extend(Resolve(item.future, error=NoReplyReceivedError(
+                    f"the connection failed while writing an acknowledgement; it may "
+                    f"or may not have reached Slack: {err}"))
+                    for item in items if item.future is not None)
                 continue
-            if item.future is not None:
-                done.append(Resolve(item.future, result=None))
+            done.extend(Resolve(item.future, result=None)
+                        for item in items if item.future is not None)
 
     def write_bound(self, item: Bound) -> None:
         """Queue a connection-bound frame and have the writer write it (any thread)."""

@@ -178,6 +178,10 @@ class Transport:
         """Write one text frame; raise WebsocketError if the connection is gone."""
         self._write_frame(client_frame(text.encode("utf-8"), OP_TEXT))
 
+    def send_texts(self, texts: List[str]) -> None:
+        """Write several text frames in one write (all or, on failure, maybe some)."""
+        self._write_frame(b"".join(client_frame(t.encode("utf-8"), OP_TEXT) for t in texts))
+
     def send_ping(self, payload: bytes) -> None:
         """Write a ping control frame (a keep-alive); raise WebsocketError like send_text."""
         self._write_frame(client_frame(payload[:125], OP_PING))
