@@ -9,6 +9,7 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
+from slackrtm._run import Bound
 from slackrtm._transport import Transport
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -106,11 +107,12 @@ class SocketModeRequest:
         self._run.acknowledge(text, self._via, future)
         return future
 
-    def acked_on_read(self) -> None:
-        """The client acknowledged the envelope as soon as it was read (no payload)."""
+    def acked_on_read(self) -> Bound:
+        """The client acknowledges the envelope as soon as it was read (no payload): the
+        frame to queue for the writer."""
         future: Future[None] = Future()
         self._future = future
-        self._run.acknowledge(ack_text(self.envelope_id), self._via, future)
+        return Bound(ack_text(self.envelope_id), self._via, future)
 
     def finish(self) -> None:
         """Every handler ran: acknowledge the envelope with an empty payload if none did."""

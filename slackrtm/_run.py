@@ -638,15 +638,18 @@ class Run:
 
     def write_bound(self, item: Bound) -> None:
         """Queue a connection-bound frame and have the writer write it (any thread)."""
+        self.write_bound_many([item])
+
+    def write_bound_many(self, items: List[Bound]) -> None:
+        """Queue connection-bound frames, in order, and wake the writer (any thread)."""
         with self.c._lock:
-            if self.stopping:
-                failed = item.future
-            else:
-                failed = None
-                self.bound.append(item)
-        if failed is not None:
-            apply([Resolve(failed, error=SendWhileDisconnectedError(
-                "the client disconnected before the acknowledgement could be written"))])
+            if not self.stopping:
+                self.bound.extend(items)
+                items = []
+        if items:
+            apply([Resolve(item.future, error=SendWhileDisconnectedError(
+                "the client disconnected before the acknowledgement could be written"))
+                for item in items if item.future is not None])
             return
         self.wake_writer.set()
 

@@ -219,8 +219,8 @@ class SocketModeRun(Run):
                     entries.append((None, "ready", ()))
             elif etype == "disconnect":
                 outcome = self._disconnect(frame, transport) or outcome
-        for request in acks:
-            request.acked_on_read()
+        if acks:
+            self.write_bound_many([request.acked_on_read() for request in acks])
         replies = self.pongs_as_replies(transport) if transport.pongs else []
         if replies:
             with c._lock:
