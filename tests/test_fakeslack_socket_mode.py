@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 import requests
+import trustme
 import websocket
 
 from slackrtm import WebClient
@@ -501,3 +503,30 @@ def test_tokens_are_redacted_in_calls(fake: FakeSlack) -> None:
     assert calls[0].authorized and calls[0].headers["authorization"] == "Bearer <redacted>"
     assert calls[1].params["token"] == "<redacted>" and calls[1].token_in_body
     assert calls[2].token_in_url and "<redacted>" in calls[2].query
+
+
+def test_socket_mode_over_tls() -> None:
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    before = set(threading.enumerate())
+    with FakeSlack(ssl_context=server) as slack, ca.cert_pem.tempfile() as ca_file, \
+            requests.Session() as http:
+        http.trust_env = False
+        url = http.post(slack.api_url + "apps.connections.open", verify=ca_file, timeout=5,
+                        headers={"Authorization": f"Bearer {slack.app_token}"}).json()["url"]
+        assert url.startswith(f"wss://127.0.0.1:{slack.port}/socket-mode/")
+        ws = websocket.create_connection(url, timeout=5, sslopt={"context": client},
+                                         http_no_proxy=["*"])
+        try:
+            assert recv(ws)["type"] == "hello"
+            envelope = slack.events_api({"type": "x"})
+            assert recv(ws) == envelope
+            ack(ws, envelope)
+            assert slack.wait_for_acks(1)[0].envelope_id == envelope["envelope_id"]
+        finally:
+            ws.close()
+        assert slack.errors == []
+    assert [t.name for t in threading.enumerate() if t not in before] == []
