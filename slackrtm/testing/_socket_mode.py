@@ -177,6 +177,12 @@ class SocketMode(SocketServing):
         return [(cid, json.loads(text)) for cid, text in records]
 
     @property
+    def delivered_count(self) -> int:
+        """How many envelopes were written (cheap: :attr:`delivered` decodes every one)."""
+        with self._cond:
+            return len(self._delivered)
+
+    @property
     def held(self) -> List[Dict[str, Any]]:
         """Copies of the envelopes waiting for a Socket Mode connection, in order."""
         with self._cond:
