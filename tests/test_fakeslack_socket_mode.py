@@ -283,6 +283,23 @@ def test_redelivery_after_ack_timeout(fake: FakeSlack) -> None:
     assert len(fake.delivered) == 2
 
 
+def test_unacked_envelope_follows_the_client_to_its_next_connection(fake: FakeSlack) -> None:
+    fake.ack_timeout = 0.3
+    first = sm_connect(fake)
+    fake.post_message("general", "across a reconnect")
+    lost = recv(first)
+    first.close()  # never acked
+    fake.wait_until(lambda: not fake.socket_connections, what="the first connection to go")
+    second = sm_connect(fake)
+    again = recv(second, timeout=3.0)
+    assert again["retry_attempt"] == 1 and again["envelope_id"] != lost["envelope_id"]
+    assert again["payload"]["event_id"] == lost["payload"]["event_id"]
+    assert again["payload"]["event"]["text"] == "across a reconnect"
+    ack(second, again)
+    fake.wait_for_acks(1)
+    silent(second, 0.9)
+
+
 def test_ack_of_an_older_copy_stops_redelivery_and_is_late(fake: FakeSlack) -> None:
     fake.ack_timeout = 0.3
     sm = sm_connect(fake)
