@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 import requests
+import trustme
 import websocket
 
 from slackrtm import WebClient
@@ -128,7 +130,7 @@ def test_given_app_token_and_webclient(fake: FakeSlack) -> None:
 
 def test_urls_are_one_time_and_of_their_kind(fake: FakeSlack) -> None:
     url = sm_url(fake)
-    ws = open_ws(url)
+    ws = open_ws(url + "&debug_reconnects=true")  # what a client appends is ignored
     assert recv(ws)["type"] == "hello"
     for bad in (url, url.replace("/socket-mode/", "/rtm/"),
                 api(fake, "rtm.connect", fake.token)["url"].replace("/rtm/", "/socket-mode/")):
@@ -281,6 +283,23 @@ def test_redelivery_after_ack_timeout(fake: FakeSlack) -> None:
     assert len(fake.delivered) == 2
 
 
+def test_unacked_envelope_follows_the_client_to_its_next_connection(fake: FakeSlack) -> None:
+    fake.ack_timeout = 0.3
+    first = sm_connect(fake)
+    fake.post_message("general", "across a reconnect")
+    lost = recv(first)
+    first.close()  # never acked
+    fake.wait_until(lambda: not fake.socket_connections, what="the first connection to go")
+    second = sm_connect(fake)
+    again = recv(second, timeout=3.0)
+    assert again["retry_attempt"] == 1 and again["envelope_id"] != lost["envelope_id"]
+    assert again["payload"]["event_id"] == lost["payload"]["event_id"]
+    assert again["payload"]["event"]["text"] == "across a reconnect"
+    ack(second, again)
+    fake.wait_for_acks(1)
+    silent(second, 0.9)
+
+
 def test_ack_of_an_older_copy_stops_redelivery_and_is_late(fake: FakeSlack) -> None:
     fake.ack_timeout = 0.3
     sm = sm_connect(fake)
@@ -404,7 +423,7 @@ def test_flood_delivers_n_envelopes_in_order(fake: FakeSlack) -> None:
     assert len({e["payload"]["event_id"] for e in got}) == n
     assert all(e["retry_attempt"] == 0 and e["type"] == "events_api" for e in got)
     assert [recv(rtm)["text"] for _ in range(n)][-1] == f"flood {n - 1}"
-    assert len(fake.wait_for_delivered(n)) == n
+    assert len(fake.wait_for_delivered(n)) == n == fake.delivered_count
     assert took < 2.0, f"flood({n}) took {took:.3f} s"
 
 
@@ -501,3 +520,30 @@ def test_tokens_are_redacted_in_calls(fake: FakeSlack) -> None:
     assert calls[0].authorized and calls[0].headers["authorization"] == "Bearer <redacted>"
     assert calls[1].params["token"] == "<redacted>" and calls[1].token_in_body
     assert calls[2].token_in_url and "<redacted>" in calls[2].query
+
+
+def test_socket_mode_over_tls() -> None:
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    before = set(threading.enumerate())
+    with FakeSlack(ssl_context=server) as slack, ca.cert_pem.tempfile() as ca_file, \
+            requests.Session() as http:
+        http.trust_env = False
+        url = http.post(slack.api_url + "apps.connections.open", verify=ca_file, timeout=5,
+                        headers={"Authorization": f"Bearer {slack.app_token}"}).json()["url"]
+        assert url.startswith(f"wss://127.0.0.1:{slack.port}/socket-mode/")
+        ws = websocket.create_connection(url, timeout=5, sslopt={"context": client},
+                                         http_no_proxy=["*"])
+        try:
+            assert recv(ws)["type"] == "hello"
+            envelope = slack.events_api({"type": "x"})
+            assert recv(ws) == envelope
+            ack(ws, envelope)
+            assert slack.wait_for_acks(1)[0].envelope_id == envelope["envelope_id"]
+        finally:
+            ws.close()
+        assert slack.errors == []
+    assert [t.name for t in threading.enumerate() if t not in before] == []

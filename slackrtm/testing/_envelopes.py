@@ -92,7 +92,8 @@ class EventsTemplate:
     def text(self, envelope_id: str, event_json: str, event_id: str, event_time: int,
              attempt: int = 0, reason: str = "") -> str:
         """The envelope as JSON text (``event_json`` is the inner event, already encoded)."""
-        return (self._head + envelope_id + self._mid % (attempt, json.dumps(reason))
+        return (self._head + envelope_id + self._mid % (attempt, json.dumps(reason) if reason
+                                                        else '""')
                 + self._tail % (event_json, event_id, event_time))
 
 

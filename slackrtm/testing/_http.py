@@ -52,7 +52,8 @@ class SlackHandler(BaseHTTPRequestHandler):
         elif path.startswith("/rtm/") and self.command == "GET":
             self._websocket(path[5:], "rtm")
         elif path.startswith("/socket-mode/") and self.command == "GET":
-            self._websocket(path[13:], "socket_mode")
+            # a ticket never holds "&": anything a client appended after one is ignored
+            self._websocket(path[13:].partition("&")[0], "socket_mode")
         else:
             self._reply(404, {"Content-Type": TEXT}, b"not found\n")
 

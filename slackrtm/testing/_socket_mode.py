@@ -27,9 +27,14 @@ class SocketMode(SocketServing):
 
     # -- sending envelopes ---------------------------------------------------------------
     def events_api(self, event: Dict[str, Any], *, to: Target = None) -> Dict[str, Any]:
-        """Send ``event`` (any inner event) to Socket Mode as an ``events_api`` envelope:
-        routed to the newest usable connection (or held for the next one), or to ``to``.
-        Redelivered until acked. Returns the envelope."""
+        """Send ``event`` (any inner event) to Socket Mode as an ``events_api`` envelope.
+
+        It is routed to the newest open connection that got its hello and was not told to
+        go (held, in order, for the next connection if there is none), or written to the
+        Socket Mode connection ``to``. It is redelivered until acked (see ``ack_timeout``).
+        Every workspace event FakeSlack sends RTM clients is also sent this way once
+        ``socket_mode_active`` is true. Returns the envelope (a copy).
+        """
         if not isinstance(event, dict):
             raise TypeError(f"event must be a dict, not {type(event).__name__}")
         conn = self._socket_target(to)
@@ -175,6 +180,12 @@ class SocketMode(SocketServing):
         with self._cond:
             records = list(self._delivered)
         return [(cid, json.loads(text)) for cid, text in records]
+
+    @property
+    def delivered_count(self) -> int:
+        """How many envelopes were written (cheap: :attr:`delivered` decodes every one)."""
+        with self._cond:
+            return len(self._delivered)
 
     @property
     def held(self) -> List[Dict[str, Any]]:
