@@ -380,6 +380,9 @@ class Run:
                     effects: List[Any] = []
                     for frame in replies:
                         effects.extend(core.inbound(frame, now))
+                if any(isinstance(e, PingDue) for e in effects):  # pacing: a resend queued
+                    self.kick.set()
+                    effects = [e for e in effects if isinstance(e, Resolve)]
                 apply(effects)
             else:
                 core.last_inbound = now  # a float store: atomic, read under the lock later
@@ -511,6 +514,8 @@ class Run:
                         if transport is None or transport.closed:
                             break
                         item = core.next_write(monotonic())
+                        if item is None and core.paced_before(self.next_wake):
+                            self.kick.set()  # pacing: a held send is due before the timer wakes
                     if item is None:
                         break
                     send, text = item

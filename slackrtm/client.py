@@ -10,7 +10,19 @@ import ssl
 import threading
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar, Union, overload
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Literal,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    overload,
+)
 from urllib.parse import unquote, urlsplit
 
 import requests.utils
@@ -20,7 +32,9 @@ from slackrtm._core import Core, Resolve, State, Timeouts
 from slackrtm._dispatch import Registry
 from slackrtm._http import parse_proxy
 from slackrtm._log import Log, LogLevel
+from slackrtm._pacing import DEFAULT_SEND_RATE, Pacer, SendRate
 from slackrtm._run import Run, apply
+from slackrtm._split import split_text
 from slackrtm.errors import KeepAliveConfigError, SendWhileDisconnectedError, WebsocketError
 from slackrtm.web import WebClient
 
@@ -88,6 +102,12 @@ class RTMClient:
     events read but not yet handled: when handlers fall that far behind, the client stops
     reading the socket until they catch up (TCP back-pressure; nothing is dropped), and
     keep-alive and reply deadlines stand still meanwhile.
+
+    ``send_rate`` (default ``SendRate(per_second=1.0, burst=3)``) paces sends that carry a
+    channel (messages, typing), per channel, as Slack asks; ``None`` turns pacing off. With
+    pacing, sends are written in the order they were made *per channel*; a send to one
+    channel never waits behind another channel's. Text over 4,000 characters fails at once
+    with :class:`~slackrtm.errors.MessageTooLongError` (``split=True`` sends it in parts).
     """
 
     def __init__(
@@ -108,6 +128,7 @@ class RTMClient:
         ssl_context: Optional[ssl.SSLContext] = None,
         web_client: Optional[WebClient] = None,
         max_backlog: int = 1_000,
+        send_rate: Optional[SendRate] = DEFAULT_SEND_RATE,
     ) -> None:
         if server_pong_timeout >= client_ping_timeout:
             raise KeepAliveConfigError(
@@ -120,6 +141,8 @@ class RTMClient:
                 raise ValueError(f"{name} must be > 0, got {value!r}")
         if max_backlog < 1:
             raise ValueError(f"max_backlog must be >= 1, got {max_backlog!r}")
+        if send_rate is not None and not isinstance(send_rate, SendRate):
+            raise TypeError(f"send_rate must be a slackrtm.SendRate or None, got {send_rate!r}")
         self._proxy = _proxy_tuple(proxy, strict=True) if proxy is not None else None
         self._log = Log(log_level, logger, secrets=(token,))
         if self._proxy is not None and self._proxy[2] is not None:
@@ -139,6 +162,7 @@ class RTMClient:
                                    hello_timeout), backoff or Backoff())
         self._core.on_transition = self._on_transition
         self._core.redact = self._log.redact
+        self._core.pacer = Pacer(send_rate) if send_rate is not None else None
         self._registry = Registry()
         self._run: Optional[Run] = None
         self._connect_data: Optional[Dict[str, Any]] = None
@@ -311,13 +335,39 @@ class RTMClient:
         future: Future[Any] = _SendFuture(self)
         return self._submit(future, lambda: self._core.submit(type, body, await_reply, future))
 
-    def send_message(self, text: str, conversation_id: str, *,
-                     thread_ts: Optional[str] = None) -> Future[Dict[str, Any]]:
-        """Post ``text``; resolves with Slack's reply (``ts``, ``text``) to this message."""
+    @overload
+    def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
+                     split: Literal[False] = False) -> Future[Dict[str, Any]]: ...
+    @overload
+    def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
+                     split: Literal[True]) -> List[Future[Dict[str, Any]]]: ...
+
+    def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
+                     split: bool = False) -> Any:
+        """Post ``text``; resolves with Slack's reply (``ts``, ``text``) to this message.
+
+        Text over 4,000 characters fails the future at once (``MessageTooLongError``).
+        With ``split=True``, returns a list of futures, one per part: the text is cut at
+        newlines, else whitespace, else anywhere (see the README), and the parts are queued
+        together, so they go in order with no other send of this client to that channel
+        between them.
+        """
         body: Dict[str, Any] = {"channel": conversation_id, "text": text}
         if thread_ts is not None:
             body["thread_ts"] = thread_ts
-        return self.add_outgoing_event(True, "message", body)
+        if not split:
+            return self.add_outgoing_event(True, "message", body)
+        parts = split_text(text)
+        futures: List[Future[Any]] = [_SendFuture(self) for _ in parts]
+        with self._lock:  # queued at once: no other send of this client between the parts
+            run = self._run
+            failed = [f for f in (self._core.submit("message", {**body, "text": part}, True, fut)
+                                  for part, fut in zip(parts, futures)) if f is not None]
+            writable = self._core.writable()
+        apply(failed)
+        if writable and run is not None:
+            run.pump_or_wake()
+        return futures
 
     def send_typing(self, conversation_id: str) -> Future[None]:
         """Show the typing indicator; resolves once written."""
