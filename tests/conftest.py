@@ -84,7 +84,9 @@ LIFECYCLE = ("connecting", "authenticated", "connected", "ready", "disconnecting
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
+    """A FakeSlack without its per-channel throttle: most tests send bursts (unpaced)."""
     with FakeSlack() as fake:
+        fake.message_rate = None
         yield fake
 
 

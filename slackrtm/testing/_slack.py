@@ -53,6 +53,11 @@ class FakeSlack(Serving):
     :meth:`release_hello`), ``hang_handshake`` (never answer WebSocket handshakes),
     ``reply_delay`` (seconds before a ``message`` send is processed and answered),
     ``drop_replies`` (store and echo sent messages but never reply), ``ticket_ttl``.
+
+    Slack's limits (see ``_limits``), on by default: ``max_message_length`` (4000: a longer
+    ``message`` text closes the connection, code 1009) and ``message_rate`` (``(1.0, 5)``:
+    per connection and channel, sends beyond it are answered ``slow down``); None turns
+    either off. :attr:`rate_limited` lists the sends refused that way.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: Optional[str] = None,
