@@ -214,8 +214,16 @@ class Core:
         return failed
 
     def writable(self) -> bool:
-        """Whether :meth:`next_write` would return a send now."""
-        return self.state is State.READY and bool(self.outbox)
+        """Whether :meth:`next_write` would return a send now (a held send counts once
+        :meth:`tick` signalled it due: the pump that was busy then must take it)."""
+        if self.state is not State.READY:
+            return False
+        if self.outbox:
+            return True
+        if self.pacer is None or not self.pacer.held or self.paced_signalled is None:
+            return False
+        due = self.pacer.next_due()
+        return due is not None and due <= self.paced_signalled
 
     def next_write(self, now: float) -> Optional[Tuple[Send, str]]:
         """Take the next queued send, give it an id, register it, and return its text.

@@ -23,6 +23,8 @@ a part of whitespace alone is not taken. Separators are kept at
     text that fits is returned as the only part (also an empty one: Slack refuses it as
     it would any empty message).
     """
+    if not isinstance(text, str):
+        raise TypeError(f"only a str can be split, got {type(text).__name__}")
     if limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit!r}")
     parts: List[str] = []

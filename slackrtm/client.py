@@ -341,6 +341,10 @@ class RTMClient:
     @overload
     def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
                      split: Literal[True]) -> List[Future[Dict[str, Any]]]: ...
+    @overload
+    def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
+                     split: bool) -> Union[Future[Dict[str, Any]], List[Future[Dict[str, Any]]]]:
+        ...
 
     def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
                      split: bool = False) -> Any:

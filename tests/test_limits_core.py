@@ -159,6 +159,20 @@ def test_tick_signals_a_due_send_once_and_deadline_moves_on() -> None:
     assert core.paced_before(2.5) and not core.paced_before(1.5)
 
 
+def test_a_signalled_held_send_stays_writable_until_taken() -> None:
+    """The writer woken by tick() may find the write lock taken by a user thread's pump
+    that already gave up: that pump must see the send is writable and loop once more."""
+    core = paced_core(rate=1.0, burst=1)
+    send(core, "C1", "a0")
+    send(core, "C1", "a1")
+    drain(core, 0.0)
+    assert not core.writable()  # held, not yet due
+    assert [type(e) for e in core.tick(1.0)] == [WriteDue]
+    assert core.writable()
+    assert texts(drain(core, 1.0)) == [("C1", "a1")]
+    assert not core.writable()
+
+
 def test_held_sends_wait_while_not_ready_and_survive_a_reconnect() -> None:
     core = paced_core(rate=1.0, burst=1)
     futs = [send(core, "C1", f"a{i}") for i in range(3)]
@@ -267,6 +281,8 @@ def test_split_prefers_newlines_then_spaces_then_cuts() -> None:
     assert split_text(" abcdefghij", 4) == [" abc", "defg", "hij"]  # no part of spaces alone
     with pytest.raises(ValueError):
         split_text("x", 0)
+    with pytest.raises(TypeError, match="str"):
+        split_text(None)  # type: ignore[arg-type]
 
 
 @settings(max_examples=300, deadline=None)
