@@ -42,7 +42,7 @@ class SlackRTM:
     def connect(self, api_url: str, token: str, keepalive: Optional[Tuple[float, float]]) -> None:
         from slackrtm import RTMClient
 
-        options: Dict[str, Any] = {}
+        options: Dict[str, Any] = {"send_rate": None}  # measure the client, not the pacing
         if keepalive is not None:
             options.update(client_ping_timeout=keepalive[0], server_pong_timeout=keepalive[1])
         self.hellos = _Hellos()

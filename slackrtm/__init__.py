@@ -16,11 +16,13 @@ Quick start::
 
 from slackrtm._backoff import Backoff
 from slackrtm._log import LogLevel
+from slackrtm._pacing import SendRate
 from slackrtm._version import __version__
 from slackrtm.client import RTMClient
 from slackrtm.errors import (
     ErrorCode,
     KeepAliveConfigError,
+    MessageTooLongError,
     NoReplyReceivedError,
     PlatformError,
     RateLimitedError,
@@ -39,11 +41,13 @@ __all__ = [
     "ErrorCode",
     "KeepAliveConfigError",
     "LogLevel",
+    "MessageTooLongError",
     "NoReplyReceivedError",
     "PlatformError",
     "RTMClient",
     "RateLimitedError",
     "SendMessagePlatformError",
+    "SendRate",
     "SendWhileDisconnectedError",
     "SlackApiError",
     "SlackHTTPError",

@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, Union
 
 from slackrtm._backoff import Backoff
+from slackrtm._pacing import Pacer, is_slow_down, paced_channel
+from slackrtm._split import MAX_MESSAGE_LENGTH
 from slackrtm.errors import (
+    MessageTooLongError,
     NoReplyReceivedError,
     SendMessagePlatformError,
     SendWhileDisconnectedError,
@@ -72,6 +75,8 @@ class Send:
     future: Optional[Future[Any]]  # None: internal (pings, presence re-subscription)
     id: int = 0
     deadline: float = 0.0
+    seq: int = 0  # submission order (pacing keeps it per channel)
+    retried: bool = False  # resent once after Slack's "slow down"
 
 
 @dataclass
@@ -93,6 +98,11 @@ class Teardown:
 @dataclass
 class PingDue:
     """Effect: a ping was queued; the writer should be woken to write it."""
+
+
+class WriteDue(PingDue):
+    """Effect: a send held back by its channel's send rate may go now (or a resend after
+    ``slow down`` was queued): wake the writer, and the timer to recompute its deadline."""
 
 
 Effect = Union[Resolve, Teardown, PingDue]
@@ -130,6 +140,10 @@ class Core:
     on_transition: Optional[Callable[[State, State], None]] = None
     #: Removes secrets from server text put into error messages (the client's redaction).
     redact: Callable[[str], str] = field(default=lambda text: text)
+    #: Per-channel pacing of sends (``RTMClient(send_rate=...)``); None: no pacing.
+    pacer: Optional[Pacer[Send]] = None
+    next_seq: int = 1
+    paced_signalled: Optional[float] = None  # the held send's due time already signalled
 
     # ----------------------------------------------------------------- state machine
     def transition(self, new: State) -> None:
@@ -182,7 +196,14 @@ class Core:
                 f"cannot send a {type!r} event while the client is {self.state.value}; "
                 "call start() first")
             return Resolve(future, error=err)
-        self.outbox.append(Send(type, dict(body or {}), await_reply, future))
+        text = (body or {}).get("text") if type == "message" else None
+        if isinstance(text, str) and len(text) > MAX_MESSAGE_LENGTH:
+            return Resolve(future, error=MessageTooLongError(
+                f"message text is {len(text)} characters long, more than Slack's "
+                f"{MAX_MESSAGE_LENGTH}; nothing was sent (send_message(..., split=True) "
+                "sends it in parts)", length=len(text), limit=MAX_MESSAGE_LENGTH))
+        self.outbox.append(Send(type, dict(body or {}), await_reply, future, seq=self.next_seq))
+        self.next_seq += 1
         return None
 
     def subscribe_presence(self, ids: List[str], future: Future[Any]) -> Optional[Resolve]:
@@ -193,8 +214,16 @@ class Core:
         return failed
 
     def writable(self) -> bool:
-        """Whether :meth:`next_write` would return a send now."""
-        return self.state is State.READY and bool(self.outbox)
+        """Whether :meth:`next_write` would return a send now (a held send counts once
+        :meth:`tick` signalled it due: the pump that was busy then must take it)."""
+        if self.state is not State.READY:
+            return False
+        if self.outbox:
+            return True
+        if self.pacer is None or not self.pacer.held or self.paced_signalled is None:
+            return False
+        due = self.pacer.next_due()
+        return due is not None and due <= self.paced_signalled
 
     def next_write(self, now: float) -> Optional[Tuple[Send, str]]:
         """Take the next queued send, give it an id, register it, and return its text.
@@ -202,9 +231,17 @@ class Core:
         Registering before the write matters: on loopback the reply can arrive before
         the write call returns.
         """
-        if self.state is not State.READY or not self.outbox:
+        if self.state is not State.READY:
             return None
-        send = self.outbox.popleft()
+        if self.pacer is None:
+            if not self.outbox:
+                return None
+            send = self.outbox.popleft()
+        else:
+            paced = self._take_paced(now)
+            if paced is None:
+                return None
+            send = paced
         send.id = self.next_id
         self.next_id += 1
         payload = dict(send.body)
@@ -217,6 +254,34 @@ class Core:
             send.deadline = now + self.timeouts.reply
             self.pending[send.id] = send
         return send, _encode(payload)
+
+    def _take_paced(self, now: float) -> Optional[Send]:
+        """The first send that may go now: a held one whose channel's token came, else the
+        first queued one that has no channel or whose channel admits it. Refused sends are
+        held per channel, so no channel waits behind another."""
+        assert self.pacer is not None
+        send = self.pacer.take_ready(now)
+        if send is not None:
+            return send
+        while self.outbox:
+            send = self.outbox.popleft()
+            channel = paced_channel(send.body)
+            if channel is None or self.pacer.admit(channel, now):
+                return send
+            self.pacer.hold(channel, send, send.seq)
+        return None
+
+    def paced_before(self, when: float) -> bool:
+        """Whether a held send becomes writable before ``when`` (the timer must wake)."""
+        due = self._paced_due()
+        return due is not None and due < when
+
+    def _paced_due(self) -> Optional[float]:
+        """When the next held send may go, unless that time was already signalled."""
+        if self.pacer is None or self.state is not State.READY:
+            return None
+        due = self.pacer.next_due()
+        return None if due is None or due == self.paced_signalled else due
 
     def requeue(self, send: Send, stopping: bool = False) -> Optional[Resolve]:
         """Nothing of ``send`` was written (the connection was already torn down): put it
@@ -236,7 +301,11 @@ class Core:
             return Resolve(send.future, error=SendWhileDisconnectedError(
                 f"the client disconnected before this {send.type!r} event could be sent"))
         send.id = 0
-        self.outbox.appendleft(send)
+        channel = paced_channel(send.body) if self.pacer is not None else None
+        if channel is not None and self.pacer is not None:
+            self.pacer.hold(channel, send, send.seq)  # behind nothing of its channel
+        else:
+            self.outbox.appendleft(send)
         return None
 
     def written(self, send: Send) -> Optional[Resolve]:
@@ -269,6 +338,13 @@ class Core:
             return []
         if frame.get("ok") is False:
             error = frame.get("error")
+            channel = paced_channel(send.body) if self.pacer is not None else None
+            if channel is not None and self.pacer is not None and not send.retried \
+                    and is_slow_down(error) and self.started:
+                send.retried, send.id, send.deadline = True, 0, 0.0
+                self.pacer.slow_down(channel, now)
+                self.pacer.hold(channel, send, send.seq)  # resent once, first of its channel
+                return [WriteDue()]
             msg = error.get("msg") if isinstance(error, dict) else error
             err = SendMessagePlatformError(self.redact(
                 f"Slack refused message {send.id} ({send.type}): {msg}"), data=frame)
@@ -281,6 +357,7 @@ class Core:
         self.reached_ready = True
         self.failures = 0
         self.hello_deadline = None
+        self.paced_signalled = None  # the writer is woken at ready: held sends go then
         if self.presence_ids is not None and not any(
                 s.type == "presence_sub" for s in self.outbox):
             self.outbox.appendleft(Send("presence_sub", {"ids": list(self.presence_ids)},
@@ -308,9 +385,12 @@ class Core:
 
     def next_deadline(self) -> Optional[float]:
         """The earliest time :meth:`tick` has something to do, or None."""
-        if self.paused_at is not None or self.dead:
-            return None
         times: List[float] = []
+        due = self._paced_due()
+        if due is not None:
+            times.append(due)
+        if self.paused_at is not None or self.dead:
+            return min(times) if times else None
         if self.hello_deadline is not None:
             times.append(self.hello_deadline)
         if self.state is State.READY:
@@ -325,6 +405,10 @@ class Core:
     def tick(self, now: float) -> List[Effect]:
         """Fire the deadlines that have passed: reply timeouts, ping, pong, hello."""
         effects: List[Effect] = []
+        due = self._paced_due()
+        if due is not None and due <= now:
+            self.paced_signalled = due  # once per due time: the writer takes it from here
+            effects.append(WriteDue())
         if self.paused_at is not None or self.dead:
             return effects
         while self.pending:
@@ -418,6 +502,11 @@ class Core:
             if send.future is not None:
                 effects.append(Resolve(send.future, error=SendWhileDisconnectedError(
                     f"the client {reason} before this {send.type!r} event could be sent")))
+        for send in self.pacer.drain() if self.pacer is not None else ():
+            if send.future is not None:
+                effects.append(Resolve(send.future, error=SendWhileDisconnectedError(
+                    f"the client {reason} before this {send.type!r} event could be sent: "
+                    f"it was waiting for its channel's send rate (send_rate)")))
         self.ping_id = None
         self.ping_deadline = None
         self.hello_deadline = None

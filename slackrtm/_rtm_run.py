@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional, Tuple
 
-from slackrtm._core import RECONNECT_EVENTS
+from slackrtm._core import RECONNECT_EVENTS, PingDue, Resolve
 from slackrtm._dispatch import Entry
 from slackrtm._run import Run, apply, monotonic
 from slackrtm._transport import Transport
@@ -78,6 +78,9 @@ class RTMRun(Run):
                     effects: List[Any] = []
                     for frame in replies:
                         effects.extend(core.inbound(frame, now))
+                if any(isinstance(e, PingDue) for e in effects):  # pacing: a resend queued
+                    self.kick.set()
+                    effects = [e for e in effects if isinstance(e, Resolve)]
                 apply(effects)
             else:
                 core.last_inbound = now  # a float store: atomic, read under the lock later

@@ -552,6 +552,8 @@ class Run:
                         if transport is None or transport.closed:
                             break
                         item = core.next_write(monotonic())
+                        if item is None and core.paced_before(self.next_wake):
+                            self.kick.set()  # pacing: a held send is due before the timer wakes
                     if item is None:
                         break
                     send, text = item

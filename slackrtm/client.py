@@ -6,14 +6,16 @@ from __future__ import annotations
 import logging
 import ssl
 from concurrent.futures import Future
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Literal, Optional, Union, overload
 
 from slackrtm._backoff import Backoff
 from slackrtm._client_base import DEFAULT_API_URL, BaseClient, WaitFuture
 from slackrtm._core import Resolve
 from slackrtm._log import LogLevel
+from slackrtm._pacing import DEFAULT_SEND_RATE, Pacer, SendRate
 from slackrtm._rtm_run import RTMRun
 from slackrtm._run import apply
+from slackrtm._split import split_text
 from slackrtm.errors import SendWhileDisconnectedError
 from slackrtm.web import WebClient
 
@@ -34,6 +36,12 @@ class RTMClient(BaseClient):
     events read but not yet handled: when handlers fall that far behind, the client stops
     reading the socket until they catch up (TCP back-pressure; nothing is dropped), and
     keep-alive and reply deadlines stand still meanwhile.
+
+    ``send_rate`` (default ``SendRate(per_second=1.0, burst=3)``) paces sends that carry a
+    channel (messages, typing), per channel, as Slack asks; ``None`` turns pacing off. With
+    pacing, sends are written in the order they were made *per channel*; a send to one
+    channel never waits behind another channel's. Text over 4,000 characters fails at once
+    with :class:`~slackrtm.errors.MessageTooLongError` (``split=True`` sends it in parts).
     """
 
     def __init__(
@@ -54,7 +62,10 @@ class RTMClient(BaseClient):
         ssl_context: Optional[ssl.SSLContext] = None,
         web_client: Optional[WebClient] = None,
         max_backlog: int = 1_000,
+        send_rate: Optional[SendRate] = DEFAULT_SEND_RATE,
     ) -> None:
+        if send_rate is not None and not isinstance(send_rate, SendRate):
+            raise TypeError(f"send_rate must be a slackrtm.SendRate or None, got {send_rate!r}")
         super().__init__(
             token, slack_api_url=slack_api_url, auto_reconnect=auto_reconnect,
             client_ping_timeout=client_ping_timeout, server_pong_timeout=server_pong_timeout,
@@ -62,6 +73,7 @@ class RTMClient(BaseClient):
             log_level=log_level, logger=logger, proxy=proxy, ssl_context=ssl_context,
             web_client=web_client, max_backlog=max_backlog)
         self._use_rtm_connect = use_rtm_connect
+        self._core.pacer = Pacer(send_rate) if send_rate is not None else None
 
     def _new_run(self, args: Dict[str, Any]) -> RTMRun:
         run = RTMRun(self, args)
@@ -109,13 +121,43 @@ class RTMClient(BaseClient):
         future: Future[Any] = WaitFuture(self)
         return self._submit(future, lambda: self._core.submit(type, body, await_reply, future))
 
-    def send_message(self, text: str, conversation_id: str, *,
-                     thread_ts: Optional[str] = None) -> Future[Dict[str, Any]]:
-        """Post ``text``; resolves with Slack's reply (``ts``, ``text``) to this message."""
+    @overload
+    def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
+                     split: Literal[False] = False) -> Future[Dict[str, Any]]: ...
+    @overload
+    def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
+                     split: Literal[True]) -> List[Future[Dict[str, Any]]]: ...
+    @overload
+    def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
+                     split: bool) -> Union[Future[Dict[str, Any]], List[Future[Dict[str, Any]]]]:
+        ...
+
+    def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
+                     split: bool = False) -> Any:
+        """Post ``text``; resolves with Slack's reply (``ts``, ``text``) to this message.
+
+        Text over 4,000 characters fails the future at once (``MessageTooLongError``).
+        With ``split=True``, returns a list of futures, one per part: the text is cut at
+        newlines, else whitespace, else anywhere (see the README), and the parts are queued
+        together, so they go in order with no other send of this client to that channel
+        between them.
+        """
         body: Dict[str, Any] = {"channel": conversation_id, "text": text}
         if thread_ts is not None:
             body["thread_ts"] = thread_ts
-        return self.add_outgoing_event(True, "message", body)
+        if not split:
+            return self.add_outgoing_event(True, "message", body)
+        parts = split_text(text)
+        futures: List[Future[Any]] = [WaitFuture(self) for _ in parts]
+        with self._lock:  # queued at once: no other send of this client between the parts
+            run = self._run
+            failed = [f for f in (self._core.submit("message", {**body, "text": part}, True, fut)
+                                  for part, fut in zip(parts, futures)) if f is not None]
+            writable = self._core.writable()
+        apply(failed)
+        if writable and run is not None:
+            run.pump_or_wake()
+        return futures
 
     def send_typing(self, conversation_id: str) -> Future[None]:
         """Show the typing indicator; resolves once written."""

@@ -18,6 +18,7 @@ class ErrorCode(str, enum.Enum):
     WebsocketError = "slack_rtmapi_websocket_error"
     NoReplyReceivedError = "slack_rtmapi_no_reply_received_error"
     KeepAliveConfigError = "slack_rtmapi_keepalive_config_error"
+    MessageTooLongError = "slack_rtmapi_message_too_long_error"
     HTTPError = "slack_webapi_http_error"
     RateLimitedError = "slack_webapi_rate_limited_error"
     PlatformAPIError = "slack_webapi_platform_error"
@@ -92,6 +93,21 @@ class KeepAliveConfigError(SlackRTMError, ValueError):
     """``server_pong_timeout`` must be smaller than ``client_ping_timeout``."""
 
     code = ErrorCode.KeepAliveConfigError
+
+
+class MessageTooLongError(SlackRTMError, ValueError):
+    """A message's text is longer than Slack accepts (4,000 characters); nothing was sent.
+
+    ``.length`` is the text's length, ``.limit`` the most allowed. Slack would close the
+    connection for it; ``send_message(..., split=True)`` sends it as several messages.
+    """
+
+    code = ErrorCode.MessageTooLongError
+
+    def __init__(self, message: str, *, length: int, limit: int) -> None:
+        super().__init__(message)
+        self.length = length
+        self.limit = limit
 
 
 class SlackApiError(SlackRTMError):

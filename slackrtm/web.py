@@ -27,6 +27,7 @@ import urllib3
 from slackrtm import _http
 from slackrtm._http import AbortHandle
 from slackrtm._log import Log, LoggerLike, LogLevel, redact
+from slackrtm._tiers import RateLimits, method_limits
 from slackrtm._version import __version__
 from slackrtm.errors import RateLimitedError, SlackApiError, SlackHTTPError
 
@@ -172,13 +173,19 @@ class WebClient:
     (default: the ``slackrtm.web`` logger), filtered at ``log_level``. A given
     ``session`` is used as is (no proxy, SSL context or in-flight abort is added to it)
     and is not closed by :meth:`close`.
+
+    ``rate_limits=True`` paces calls before Slack has to refuse them: each method gets a
+    token bucket from Slack's published tier (chat.postMessage: one a second per channel),
+    and a call waits for its turn (any thread; the RTM client's disconnect interrupts the
+    wait of its rtm.connect). A mapping turns it on with overrides: ``{"users.list": 4,
+    "chat.update": (30, 5)}`` (a tier, or calls per minute and burst). Off by default.
     """
 
     def __init__(self, token: str | None = None, *, base_url: str | None = None,
                  timeout: float = 30.0, max_rate_limit_retries: int = 3,
                  proxy: str | None = None, ssl_context: ssl.SSLContext | None = None,
                  logger: Union[LoggerLike, Log] = None, session: requests.Session | None = None,
-                 log_level: int = LogLevel.INFO) -> None:
+                 log_level: int = LogLevel.INFO, rate_limits: RateLimits = False) -> None:
         if base_url is None:
             base_url = os.environ.get("SLACK_API_URL") or DEFAULT_BASE_URL
         if urlsplit(base_url).scheme.lower() not in ("http", "https"):
@@ -206,6 +213,7 @@ class WebClient:
                 self._log.add_secret(secret)
         else:
             self._log = Log(log_level, logger, self._secrets, name="slackrtm.web")
+        self._limits = method_limits(rate_limits)
         self._own_session = session is None
         if session is None:
             session = requests.Session()
@@ -279,6 +287,8 @@ class WebClient:
         if token and token != self._token:
             self._log.add_secret(token)
         scope = _http.current_scope()
+        if self._limits is not None:  # rate_limits=True: wait for the method's turn
+            self._wait_turn(method, params, scope)
         attempt = 0
         while True:
             http = self._post(method, form, token, scope)
@@ -299,6 +309,20 @@ class WebClient:
                                          "limit", status_code=None)
             else:
                 time.sleep(retry_after)
+
+    def _wait_turn(self, method: str, params: Mapping[str, Any],
+                   scope: AbortHandle | None) -> None:
+        assert self._limits is not None
+        wait = self._limits.reserve(method, params, time.monotonic())
+        if wait <= 0:
+            return
+        self._log.debug(f"{method}: waiting {wait:.3f} s for its rate limit tier")
+        if scope is not None:
+            if scope.wait(wait):
+                raise SlackHTTPError(f"{method} was aborted while waiting for its rate limit "
+                                     "tier", status_code=None)
+        else:
+            time.sleep(wait)
 
     def _post(self, method: str, form: dict[str, str], token: str | None,
               scope: AbortHandle | None) -> requests.Response:

@@ -13,8 +13,10 @@ from slackrtm import Backoff, RTMClient
 from slackrtm.testing import FakeSlack
 
 #: Fast settings for tests: short keep-alive and no long backoff waits.
+#: Pacing is off (``send_rate=None``): these tests send bursts; tests/test_limits*.py pace.
 FAST = dict(client_ping_timeout=1.0, server_pong_timeout=0.5, reply_timeout=5.0,
-            hello_timeout=2.0, backoff=Backoff(initial=0.0, base=0.01, maximum=0.05))
+            hello_timeout=2.0, backoff=Backoff(initial=0.0, base=0.01, maximum=0.05),
+            send_rate=None)
 
 
 def wait_until(cond: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
@@ -82,7 +84,9 @@ LIFECYCLE = ("connecting", "authenticated", "connected", "ready", "disconnecting
 
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
+    """A FakeSlack without its per-channel throttle: most tests send bursts (unpaced)."""
     with FakeSlack() as fake:
+        fake.message_rate = None
         yield fake
 
 

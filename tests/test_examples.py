@@ -208,6 +208,22 @@ def test_connect_and_send(slack: FakeSlack, run: Any) -> None:
     assert slack.token not in proc.stdout + proc.stderr
 
 
+def test_long_report(slack: FakeSlack, run: Any) -> None:
+    slack.message_rate = (1.0, 5)  # Slack's limits, as FakeSlack enforces them by default
+    general = slack.channel_id("general")
+    usage = run("long_report.py")
+    assert usage.finish() == 2 and "usage:" in usage.stderr, usage.describe()
+    proc = run("long_report.py", general)
+    clean_exit(proc, proc.finish())
+    posted = [m["text"] for m in slack.messages(general)]
+    assert len(posted) == 4 and all(len(text) <= 4000 for text in posted)
+    report = "".join(posted)
+    assert report.startswith("Nightly builds\n   1. build-0001: passed\n")
+    assert report.endswith(" 500. build-0500: passed") and report.count("\n") == 500
+    assert [f"Part {n} of 4 posted" in line for n, line in enumerate(proc.out, 1)] == [True] * 4
+    assert slack.rate_limited == [] and slack.connect_count == 1
+
+
 def test_receive_messages(slack: FakeSlack, run: Any) -> None:
     general = slack.channel_id("general")
     proc = run("receive_messages.py")

@@ -23,6 +23,7 @@ def fake() -> Iterator[FakeSlack]:
     """A FakeSlack that must leave no thread behind and record no internal error."""
     before = set(threading.enumerate())
     slack = FakeSlack()
+    slack.message_rate = None  # these tests send bursts; tests/test_limits_fake.py throttles
     try:
         yield slack
     finally:
@@ -197,6 +198,7 @@ def test_fragmented_message_and_interleaved_ping(fake: FakeSlack) -> None:
 
 @pytest.mark.parametrize("size", [10, 125, 126, 200, 65535, 65536, 200_000])
 def test_payload_lengths_both_ways(fake: FakeSlack, size: int) -> None:
+    fake.max_message_length = None  # framing of long frames, not Slack's 4,000 limit
     ws = connect(fake)
     text = "x" * size
     send(ws, {"id": 1, "type": "message", "channel": fake.channel_id("general"), "text": text})

@@ -27,6 +27,7 @@ def certs() -> Iterator[Tuple[trustme.CA, ssl.SSLContext]]:
 def fake(certs: Tuple[trustme.CA, ssl.SSLContext]) -> Iterator[FakeSlack]:
     before = set(threading.enumerate())
     slack = FakeSlack(ssl_context=certs[1])
+    slack.message_rate = None  # bursts of sends; tests/test_limits_fake.py throttles
     try:
         yield slack
     finally:

@@ -30,6 +30,7 @@ def test_public_api_is_pinned() -> None:
         "SlackRTMError", "PlatformError", "SendMessagePlatformError",
         "SendWhileDisconnectedError", "NoReplyReceivedError", "WebsocketError",
         "KeepAliveConfigError", "SlackApiError", "SlackHTTPError", "RateLimitedError",
+        "MessageTooLongError", "SendRate", "SocketModeClient", "SocketModeRequest",
         "__version__"])
     for name in slackrtm.__all__:
         assert getattr(slackrtm, name) is not None
@@ -441,10 +442,10 @@ def test_disconnect_respects_its_timeout_with_a_stuck_writer(slack: FakeSlack,
     rtm = make(client_ping_timeout=30.0, server_pong_timeout=10.0)
     rtm.start().result(timeout=5)
     slack.freeze()  # the server stops reading: big writes end up blocked in sendall
-    big = "x" * 1_000_000
+    big = "x" * 1_000_000  # not a message: those over 4,000 characters fail at once
     futs: List[Future[Any]] = []
     sender = threading.Thread(target=lambda: futs.extend(
-        rtm.send_message(big, slack.channel_id("general")) for _ in range(40)))
+        rtm.add_outgoing_event(True, "blob", {"blob": big}) for _ in range(40)))
     sender.start()
     run = rtm._run
     assert run is not None and run.transport is not None

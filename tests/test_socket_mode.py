@@ -22,7 +22,7 @@ from slackrtm.testing import FakeSlack
 from tests import shared_handlers
 from tests.conftest import FAST, Recorder, client_threads, wait_until
 
-SM_FAST: Dict[str, Any] = {k: v for k, v in FAST.items() if k != "reply_timeout"}
+SM_FAST: Dict[str, Any] = {k: v for k, v in FAST.items() if k not in ("reply_timeout", "send_rate")}
 Make = Callable[..., SocketModeClient]
 
 

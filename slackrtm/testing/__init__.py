@@ -27,8 +27,7 @@ if TYPE_CHECKING:
     from slackrtm.testing._proxy import FakeProxy
     from slackrtm.testing._slack import FakeSlack
 
-__all__ = ["ApiCall", "FakeConnection", "FakeProxy", "FakeSlack"]
-# ``Ack`` (Socket Mode ack records) is importable too; not yet listed in __all__.
+__all__ = ["Ack", "ApiCall", "FakeConnection", "FakeProxy", "FakeSlack"]
 
 # Imported on first use, so loading the pytest plugin (which imports this package) is cheap.
 _WHERE = {"Ack": "_envelopes", "ApiCall": "_calls", "FakeConnection": "_conn",

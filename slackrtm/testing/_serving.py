@@ -18,6 +18,7 @@ from slackrtm.testing import _ws
 from slackrtm.testing._calls import ApiCall, Fault
 from slackrtm.testing._conn import FakeConnection
 from slackrtm.testing._driving import Driving
+from slackrtm.testing._limits import Limits
 from slackrtm.testing._net import ThreadedServer, url_host
 
 #: The Web API method whose tickets open Socket Mode connections.
@@ -38,7 +39,7 @@ class Ticket(NamedTuple):
         return "socket_mode" if self.method == SOCKET_MODE_METHOD else "rtm"
 
 
-class Serving(Driving):
+class Serving(Driving, Limits):
     """Web API bookkeeping and RTM frame handling (mixed into :class:`FakeSlack`)."""
 
     token: str
@@ -164,6 +165,8 @@ class Serving(Driving):
             conn._received.append(frame)
             self._received.append(frame)
             self._cond.notify_all()
+        if self._limited(conn, frame):  # too long, or too fast: see _limits.py
+            return
         kind = frame.get("type")
         if kind == "ping":
             if not self.ignore_pings:

@@ -63,6 +63,11 @@ class FakeSlack(SocketMode):
     ``close_delay`` (0.5 s from a ``disconnect`` frame to the close), ``connection_time``
     (18060, the hello's ``approximate_connection_time``), ``max_socket_connections`` (10;
     one more gets ``disconnect`` ``too_many_websockets``), ``socket_mode_active``.
+
+    Slack's limits (see ``_limits``), on by default: ``max_message_length`` (4000: a longer
+    ``message`` text closes the connection, code 1009) and ``message_rate`` (``(1.0, 5)``:
+    per connection and channel, sends beyond it are answered ``slow down``); None turns
+    either off. :attr:`rate_limited` lists the sends refused that way.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: Optional[str] = None,

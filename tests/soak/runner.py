@@ -297,7 +297,8 @@ class Soak:
             token, slack_api_url=api_url, web_client=web,
             client_ping_timeout=2.0, server_pong_timeout=1.0, reply_timeout=5.0,
             hello_timeout=1.5, backoff=Backoff(initial=0.0, base=0.05, maximum=0.5),
-            max_backlog=self.max_backlog, log_level=LogLevel.WARN, logger=self.log)
+            max_backlog=self.max_backlog, log_level=LogLevel.WARN, logger=self.log,
+            send_rate=None)  # the soak sends bursts; pacing has its own tests
         rtm.on("probe", self.on_probe)
         rtm.on("slack_event", self.on_event)
         rtm.on("slow", self.on_slow)

@@ -26,6 +26,7 @@ class ServerSide:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed + 1)
         self.slack = FakeSlack()
+        self.slack.message_rate = None  # the soak's clients send unpaced bursts
         self.relay = FlakyRelay(self.slack)
         self.counts: Counter[str] = Counter()
         self.violations: List[str] = []

@@ -1,0 +1,197 @@
+"""Pacing of sends per channel: token buckets and the queues of sends held back by them.
+
+Pure arithmetic on times passed in: no clock, no thread, no lock (the core, which calls
+this, is serialised by the client's lock; :class:`SharedBuckets` adds its own lock for the
+Web API). Slack answers more than about one message per second per channel with a
+``slow down`` error, so sends that carry a ``channel`` wait for a token of that channel's
+bucket; sends to other channels never wait behind them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Deque, Dict, Generic, List, Mapping, Optional, Tuple, TypeVar
+
+T = TypeVar("T")
+
+#: After a ``slow down`` reply, a channel refills at half its rate for this many of its
+#: normal token intervals (10 s at the default 1 message/s).
+SLOW_INTERVALS = 10.0
+#: Tolerance for float rounding: a bucket this close to a whole token has one.
+EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class SendRate:
+    """How fast the client sends to one channel: ``per_second`` tokens, up to ``burst``.
+
+    ``RTMClient(send_rate=SendRate(1.0, 3))`` (the default) lets 3 messages to a channel go
+    at once, then one per second; ``send_rate=None`` turns pacing off. Typing indicators
+    use the same tokens.
+    """
+
+    per_second: float = 1.0
+    burst: int = 3
+
+    def __post_init__(self) -> None:
+        if isinstance(self.per_second, bool) or not isinstance(self.per_second, (int, float)) \
+                or not math.isfinite(self.per_second) or self.per_second <= 0:
+            raise ValueError(f"SendRate.per_second must be a finite number > 0, got "
+                             f"{self.per_second!r}")
+        if isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 1:
+            raise ValueError(f"SendRate.burst must be an int >= 1, got {self.burst!r}")
+
+
+#: ``RTMClient``'s default: 3 messages at once to a channel, then one per second.
+DEFAULT_SEND_RATE = SendRate()
+
+
+class Bucket:
+    """A token bucket: ``burst`` tokens, refilled at ``rate`` per second.
+
+    ``tokens`` may go negative (a reservation, see :meth:`reserve`): the bucket is then in
+    debt and the next token comes later.
+    """
+
+    __slots__ = ("burst", "rate", "slow_until", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = now
+        self.slow_until = -math.inf
+
+    def _rate(self) -> float:
+        return self.rate / 2 if self.stamp < self.slow_until else self.rate
+
+    def refill(self, now: float) -> None:
+        """Add the tokens earned since the last refill (never above ``burst``)."""
+        if now > self.stamp:
+            if self.stamp < self.slow_until < now:  # half rate up to slow_until, then full
+                self.tokens += (self.slow_until - self.stamp) * self.rate / 2
+                self.stamp = self.slow_until
+            self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self._rate())
+            self.stamp = now
+
+    def due(self, now: float) -> float:
+        """The earliest time (>= ``now``) at which a token is available."""
+        self.refill(now)
+        return max(now, self.ready_at())
+
+    def ready_at(self) -> float:
+        """When the next token is available, from the last refill (no time passed in)."""
+        if self.tokens >= 1.0 - EPS:
+            return self.stamp
+        return self.stamp + (1.0 - self.tokens) / self._rate()
+
+    def take(self, now: float) -> bool:
+        """Use a token if one is available now."""
+        self.refill(now)
+        if self.tokens >= 1.0 - EPS:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def reserve(self, now: float) -> float:
+        """Use the next token, now or in the future; return how long to wait for it."""
+        wait = self.due(now) - now
+        self.tokens -= 1.0
+        return wait
+
+    def slow_down(self, now: float) -> None:
+        """Slack said ``slow down``: empty the bucket, refill at half rate for a while."""
+        self.refill(now)
+        self.tokens = min(self.tokens, 0.0)
+        self.slow_until = now + SLOW_INTERVALS / self.rate
+
+
+class Pacer(Generic[T]):
+    """Per-channel buckets plus the sends each channel holds back, oldest first.
+
+    The caller asks :meth:`admit` before writing a send to a channel; a refused send goes
+    to :meth:`hold` and comes back from :meth:`take_ready` when its turn comes. A channel
+    with held sends admits nothing new, so each channel's order is kept.
+    """
+
+    def __init__(self, rate: SendRate) -> None:
+        self.rate = rate
+        self.buckets: Dict[str, Bucket] = {}
+        self.held: Dict[str, Deque[Tuple[int, T]]] = {}
+
+    def _bucket(self, channel: str, now: float) -> Bucket:
+        bucket = self.buckets.get(channel)
+        if bucket is None:
+            bucket = self.buckets[channel] = Bucket(self.rate.per_second, self.rate.burst, now)
+        return bucket
+
+    def admit(self, channel: str, now: float) -> bool:
+        """Whether a new send to ``channel`` may be written now (uses a token if so)."""
+        if channel in self.held:
+            return False
+        return self._bucket(channel, now).take(now)
+
+    def hold(self, channel: str, item: T, order: int) -> None:
+        """Hold ``item`` back; held items leave in ascending ``order`` (submission order)."""
+        queue = self.held.setdefault(channel, deque())
+        if not queue or queue[-1][0] < order:
+            queue.append((order, item))
+            return
+        index = next(i for i, (o, _) in enumerate(queue) if o > order)
+        queue.insert(index, (order, item))
+
+    def take_ready(self, now: float) -> Optional[T]:
+        """The first held item of the channel that has waited longest, if its token came."""
+        best: Optional[str] = None
+        best_due = math.inf
+        for channel in self.held:
+            due = self._bucket(channel, now).due(now)
+            if due <= now and due < best_due:
+                best, best_due = channel, due
+        if best is None:
+            return None
+        self.buckets[best].take(now)
+        queue = self.held[best]
+        _, item = queue.popleft()
+        if not queue:
+            del self.held[best]
+        return item
+
+    def next_due(self) -> Optional[float]:
+        """When the next held item may be written (maybe in the past), or None when
+        nothing is held. Reads no clock and changes nothing."""
+        if not self.held:
+            return None
+        return min(self.buckets[channel].ready_at() for channel in self.held)
+
+    def slow_down(self, channel: str, now: float) -> None:
+        """Slack answered a send to ``channel`` with ``slow down``."""
+        self._bucket(channel, now).slow_down(now)
+
+    def drain(self) -> List[T]:
+        """Remove and return every held item, channel by channel, oldest first."""
+        items = [item for queue in self.held.values() for _, item in queue]
+        self.held.clear()
+        return items
+
+    def __len__(self) -> int:
+        return sum(len(queue) for queue in self.held.values())
+
+
+def paced_channel(body: Mapping[str, Any]) -> Optional[str]:
+    """The channel a send is paced on: its ``channel`` when that is a string, else None."""
+    channel = body.get("channel")
+    return channel if isinstance(channel, str) else None
+
+
+def is_slow_down(error: Any) -> bool:
+    """Whether an RTM reply's ``error`` is Slack's rate-limit answer (``slow down, ...``)."""
+    if not isinstance(error, dict):
+        return False
+    msg = error.get("msg")
+    if not isinstance(msg, str):
+        return False
+    text = msg.strip().lower()
+    return text.startswith("slow down") or (error.get("code") == -1 and "too many" in text)
