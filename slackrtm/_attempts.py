@@ -1,0 +1,217 @@
+"""Connection attempts (Run's mixin): the supervising loop of the reader thread that gets
+a WebSocket URL from the Web API, opens the socket, hands it to the protocol's read loop,
+and after a loss or a failed attempt waits out the backoff and tries again."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Dict, FrozenSet, List, Optional, Set, Tuple
+
+from slackrtm._core import State
+from slackrtm._dispatch import Dispatcher
+from slackrtm._host import Host, apply, monotonic
+from slackrtm._log import Log
+from slackrtm._transport import Transport, abort_handshake, safe_url
+from slackrtm.errors import (
+    PlatformError,
+    RateLimitedError,
+    SlackApiError,
+    SlackHTTPError,
+    SlackRTMError,
+    WebsocketError,
+)
+
+__all__ = ["FATAL_ERRORS", "Attempts"]
+
+#: Errors of the URL-handing call that no retry can mend (the token, the app, the scopes).
+FATAL_ERRORS = frozenset({
+    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+    "user_removed_from_team", "team_disabled", "missing_scope", "not_allowed_token_type",
+    "invalid_token",
+})
+
+
+class Attempts:
+    """The connecting half of a run; :class:`slackrtm._run.Run` sets these attributes."""
+
+    #: The Web API method that hands out WebSocket URLs (for logs).
+    source_method = "rtm.connect"
+    #: Its errors that end the run.
+    fatal_errors: FrozenSet[str] = FATAL_ERRORS
+
+    c: Host
+    log: Log
+    args: Dict[str, Any]
+    stop: threading.Event
+    kick: threading.Event
+    dispatcher: Dispatcher
+    transport: Optional[Transport]
+    teardown_reason: Optional[SlackRTMError]
+    http_scopes: Set[Any]
+    handshakes: Set[Any]
+
+    def _open_source(self) -> Dict[str, Any]:
+        """Call the Web API method that hands out a WebSocket URL; the answer has ``url``."""
+        raise NotImplementedError
+
+    def _read_loop(self, transport: Transport) -> Tuple[SlackRTMError, Transport]:
+        """Read until the connection ends; return why, and the transport it ended on
+        (another one than ``transport`` when the run replaced it meanwhile)."""
+        raise NotImplementedError
+
+    def _fail(self, error: BaseException) -> None:
+        """End the run for good because of ``error`` (the run's shutdown)."""
+        raise NotImplementedError
+
+    def _move(self, new: State) -> bool:
+        """Transition unless the run is stopping; False when stopping."""
+        raise NotImplementedError
+
+    def _supervise(self) -> None:
+        c = self.c
+        first = True
+        while not self.stop.is_set():
+            if not first:
+                if not self._move(State.CONNECTING):
+                    return
+                self.dispatcher.event("connecting")
+            first = False
+            self.log.debug(f"connecting: calling {self.source_method}")
+            try:
+                data = self._open_source()
+            except SlackRTMError as err:
+                if self.stop.is_set():
+                    return
+                self.dispatcher.event("unable_to_rtm_start", err)
+                fatal = isinstance(err, PlatformError) and err.error in self.fatal_errors
+                if not self._attempt_failed(err, fatal):
+                    return
+                continue
+            with c._lock:
+                if self.stop.is_set():
+                    return
+                c._connect_data = data
+                c._authenticated = True
+            self.dispatcher.event("authenticated", data)
+            try:
+                transport = self.open_transport(data["url"])
+            except WebsocketError as err:
+                with c._lock:
+                    c._authenticated = False
+                if self.stop.is_set():
+                    return
+                if not self._attempt_failed(err, fatal=False):
+                    return
+                continue
+            with c._lock:
+                if self.stop.is_set():
+                    transport.release()
+                    return
+                self.transport = transport
+                self.teardown_reason = None
+                c._core.connected(monotonic())
+            self.dispatcher.event("connected")
+            self.kick.set()
+            reason, transport = self._read_loop(transport)
+            with c._lock:
+                self.transport = None
+                if self.teardown_reason is not None:
+                    reason = self.teardown_reason
+                effects = c._core.connection_lost(reason)
+                c._authenticated = False
+            transport.release()
+            apply(effects)
+            if self.stop.is_set():
+                return
+            if isinstance(reason, PlatformError):  # the server said the run is over
+                self._fail(reason)
+                return
+            if not c._auto_reconnect:
+                self._fail(reason)
+                return
+            self.log.warn(f"connection lost, reconnecting: {reason}")
+            with c._lock:
+                delay = max(c._core.reconnect_delay(), self._extra_delay(reason))
+            if not self._wait_backoff(delay):
+                return
+
+    def _extra_delay(self, reason: SlackRTMError) -> float:
+        """A floor for the delay before reconnecting after ``reason`` (0: the backoff's)."""
+        return 0.0
+
+    def open_transport(self, url: str) -> Transport:
+        """Open a WebSocket to ``url``; shutdown can interrupt the handshake meanwhile."""
+        c = self.c
+        self.log.debug(f"opening the WebSocket to {safe_url(url)}")
+        published: List[Any] = []
+
+        def publish(ws: Any) -> None:
+            with c._lock:
+                self.handshakes.add(ws)
+                published.append(ws)
+                stopping = self.stop.is_set()
+            if stopping:
+                abort_handshake(ws)
+
+        try:
+            return Transport.open(url, timeout=c._hello_timeout, proxy=c._ws_proxy(url),
+                                  ssl_context=c._ssl_context, publish=publish)
+        finally:
+            with c._lock:
+                for ws in published:
+                    self.handshakes.discard(ws)
+
+    def call_web(self, method: str, params: Dict[str, Any]) -> Dict[str, Any]:
+        """Call ``method`` once (no 429 retries: the caller backs off), abortable by
+        shutdown; its errors become this package's. The answer must carry a ``url``."""
+        c = self.c
+        scope_factory = getattr(c._web, "_abort_scope", None) or contextlib.nullcontext
+        try:
+            with scope_factory() as scope:
+                with c._lock:
+                    self.http_scopes.add(scope)
+                if self.stop.is_set() and scope is not None:
+                    scope.abort()
+                try:
+                    resp = c._web.call(method, dict(params), rate_limit_retries=0)
+                finally:
+                    with c._lock:
+                        self.http_scopes.discard(scope)
+        except SlackApiError as exc:
+            message = self.log.redact(f"{method} failed: {exc.error}")
+            raise PlatformError(message, error=exc.error,
+                                data=dict(exc.response.data)) from None
+        except SlackRTMError:
+            raise
+        except Exception as exc:  # anything else the HTTP stack raises
+            raise SlackHTTPError(self.log.redact(
+                f"{method} failed: {type(exc).__name__}: {exc}")) from None
+        data = dict(resp.data)
+        if not isinstance(data.get("url"), str):
+            raise PlatformError(f"{method} answered without a WebSocket url",
+                                error="no_url", data=data)
+        return data
+
+    def _attempt_failed(self, err: SlackRTMError, fatal: bool) -> bool:
+        """A connection attempt failed: give up, or wait out the backoff.
+
+        Returns True when the next attempt should start.
+        """
+        if fatal or not self.c._auto_reconnect:
+            self._fail(err)
+            return False
+        with self.c._lock:
+            delay = self.c._core.attempt_failed()
+        if isinstance(err, RateLimitedError):
+            delay = max(delay, err.retry_after)
+        self.log.warn(f"connection attempt failed: {err}")
+        return self._wait_backoff(delay)
+
+    def _wait_backoff(self, delay: float) -> bool:
+        if not self._move(State.RECONNECTING):
+            return False
+        self.dispatcher.event("reconnecting")
+        self.log.debug(f"reconnecting in {delay:.3f} s")
+        return not self.stop.wait(delay)
+

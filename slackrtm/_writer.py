@@ -1,0 +1,216 @@
+"""The writer: the only place a run writes to its socket from (Run's mixin).
+
+It flushes connection-bound frames (Socket Mode acks) first, then the core's queued sends
+(messages, pings) in order, from the writer thread, or from a user thread calling a send
+when nothing is queued before it. Writes never happen on the reader, the keep-alive or
+the dispatcher thread: none of them may block on a full socket.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Callable, Deque, List, Optional
+
+from slackrtm._core import Resolve, State
+from slackrtm._host import Host, apply, monotonic
+from slackrtm._log import Log
+from slackrtm._transport import NotWritten, Transport
+from slackrtm.errors import (
+    NoReplyReceivedError,
+    SendWhileDisconnectedError,
+    SlackRTMError,
+    WebsocketError,
+)
+
+__all__ = ["Bound", "Writer", "ours"]
+
+
+@dataclass
+class Bound:
+    """A frame for one connection (a Socket Mode ack): written before queued sends, on
+    ``via`` while it takes writes, else on the current connection once it is ready."""
+
+    text: str
+    via: Optional[Transport]
+    future: Optional[Future[None]]
+
+
+class Writer:
+    """The writing half of a run; :class:`slackrtm._run.Run` sets these attributes."""
+
+    c: Host
+    log: Log
+    stop: threading.Event
+    stopping: bool
+    transport: Optional[Transport]
+    teardown_reason: Optional[SlackRTMError]
+    kick: threading.Event
+    next_wake: float
+    wake_writer: threading.Event
+    write_lock: threading.Lock
+    bound: Deque[Bound]
+    json_ping: bool
+
+    def _writer_main(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.wake_writer.wait(30.0)
+                self.wake_writer.clear()
+                if not self.stop.is_set():
+                    self.pump()
+            except BaseException as exc:
+                self.log.error("the writer thread failed unexpectedly", exc)
+                self.stop.wait(1.0)
+
+    def pump_or_wake(self) -> None:
+        """Write queued sends now on this (user) thread. On the client's own threads, wake
+        the writer instead: they must never block on a full socket, and no future is
+        completed on the dispatcher."""
+        if getattr(_local, "ours", False):
+            self.wake_writer.set()
+        else:
+            self.pump()
+
+    def pump(self) -> None:
+        """Write every connection-bound frame, then every writable queued send, in order.
+        Never blocks waiting for the lock: the thread holding it writes what others queued
+        meanwhile. Futures are completed after the lock is released."""
+        c = self.c
+        core = c._core
+        while True:
+            if not self.write_lock.acquire(blocking=False):
+                return
+            done: List[Resolve] = []
+            try:
+                self._write_bound(done)
+                while True:
+                    with c._lock:
+                        transport = self.transport
+                        if transport is None or transport.closed:
+                            break
+                        item = core.next_write(monotonic())
+                        if item is None and core.paced_before(self.next_wake):
+                            self.kick.set()  # pacing: a held send is due before the timer wakes
+                    if item is None:
+                        break
+                    send, text = item
+                    if send.deadline and send.deadline < self.next_wake:
+                        self.kick.set()  # its reply deadline comes before the timer's wake
+                    try:
+                        if not self.json_ping and send.future is None and send.type == "ping":
+                            transport.send_ping(str(send.id).encode())
+                        else:
+                            transport.send_text(text)
+                    except NotWritten:  # torn down first: not a byte of it went out
+                        with c._lock:
+                            effect = core.requeue(send, stopping=self.stopping)
+                    except WebsocketError as err:
+                        with c._lock:
+                            effect = core.write_failed(send, err)
+                            if self.transport is transport:
+                                self.teardown_reason = err
+                        transport.abort()
+                    else:
+                        with c._lock:
+                            effect = core.written(send)
+                        if effect is not None:
+                            done.append(effect)
+                        continue
+                    if effect is not None:
+                        done.append(effect)
+                    break
+            finally:
+                self.write_lock.release()
+            apply(done)
+            with c._lock:
+                transport = self.transport
+                if transport is None or transport.closed:
+                    return
+                if not core.writable() and self._bound_target() is None:
+                    return
+
+    def _bound_target(self) -> Optional[Transport]:
+        """Where the first bound frame goes now, or None (none queued, or nowhere yet).
+        Called with the client's lock held."""
+        if not self.bound:
+            return None
+        via = self.bound[0].via
+        if via is not None and via.writable:
+            return via
+        current = self.transport
+        if current is not None and current.writable and self.c._core.state is State.READY:
+            return current
+        return None
+
+    def _write_bound(self, done: List[Resolve]) -> None:
+        """Write the bound frames (write lock held), those for one connection in one write,
+        stopping at the first with nowhere to go: it waits for the next ready connection."""
+        c = self.c
+        while True:
+            with c._lock:
+                target = self._bound_target()
+                if target is None:
+                    return
+                items = [self.bound.popleft()]
+                while self.bound and len(items) < 512 and self._bound_target() is target:
+                    items.append(self.bound.popleft())
+            try:
+                target.send_texts([item.text for item in items])
+            except NotWritten:  # closed meanwhile: try the next connection
+                for item in items:
+                    item.via = None
+                with c._lock:
+                    self.bound.extendleft(reversed(items))
+                continue
+            except WebsocketError as err:
+                with c._lock:
+                    if self.transport is target:
+                        self.teardown_reason = err
+                target.abort()
+                done.extend(Resolve(item.future, error=NoReplyReceivedError(
+                    f"the connection failed while writing an acknowledgement; it may "
+                    f"or may not have reached Slack: {err}"))
+                    for item in items if item.future is not None)
+                continue
+            done.extend(Resolve(item.future, result=None)
+                        for item in items if item.future is not None)
+
+    def write_bound(self, item: Bound) -> None:
+        """Queue a connection-bound frame and have the writer write it (any thread)."""
+        self.write_bound_many([item])
+
+    def write_bound_many(self, items: List[Bound]) -> None:
+        """Queue connection-bound frames, in order, and wake the writer (any thread)."""
+        with self.c._lock:
+            if not self.stopping:
+                self.bound.extend(items)
+                items = []
+        if items:
+            apply([Resolve(item.future, error=SendWhileDisconnectedError(
+                "the client disconnected before the acknowledgement could be written"))
+                for item in items if item.future is not None])
+            return
+        self.wake_writer.set()
+
+    def _drop_bound(self, reason: str) -> List[Resolve]:
+        """Fail every bound frame still queued (client lock held)."""
+        effects = [Resolve(b.future, error=SendWhileDisconnectedError(
+            f"{reason} before the acknowledgement could be written"))
+            for b in self.bound if b.future is not None]
+        self.bound.clear()
+        return effects
+
+
+_local = threading.local()
+
+
+def ours(target: Callable[[], None]) -> Callable[[], None]:
+    """Mark the thread running ``target`` as one of the client's own."""
+    def run() -> None:
+        _local.ours = True
+        target()
+    return run
+
+
