@@ -468,10 +468,14 @@ class Core:
                     f"({send.type}) arrived; it may or may not have been delivered "
                     f"({error})")))
         self.pending.clear()
+        self._forget_pings()
+        return effects
+
+    def _forget_pings(self) -> None:
+        """Drop queued keep-alive pings: they were meant for a connection now gone."""
         if any(s.type == "ping" and s.future is None for s in self.outbox):
             self.outbox = deque(s for s in self.outbox
                                 if not (s.type == "ping" and s.future is None))
-        return effects
 
     def switched(self, now: float) -> None:
         """A refresh replaced the connection by another one that is ready (Socket Mode):
@@ -480,9 +484,7 @@ class Core:
         self.ping_id = None
         self.ping_deadline = None
         self.dead = False
-        if any(s.type == "ping" and s.future is None for s in self.outbox):
-            self.outbox = deque(s for s in self.outbox
-                                if not (s.type == "ping" and s.future is None))
+        self._forget_pings()
 
     def reconnect_delay(self) -> float:
         """Backoff delay before the next attempt, for the current failure count."""
