@@ -4,6 +4,7 @@ memory of envelopes already seen (Slack redelivers what it thinks was not acknow
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future
@@ -16,11 +17,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from slackrtm._sm_run import SocketModeRun
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}").fullmatch
 
 
 def ack_text(envelope_id: str, payload: Optional[Dict[str, Any]] = None) -> str:
     """The acknowledgement frame of an envelope."""
     if payload is None:
+        if _PLAIN_ID(envelope_id):  # Slack's ids (UUIDs): nothing to escape
+            return '{"envelope_id":"' + envelope_id + '"}'
         return _encode({"envelope_id": envelope_id})
     return _encode({"envelope_id": envelope_id, "payload": payload})
 

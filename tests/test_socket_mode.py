@@ -384,3 +384,25 @@ def test_disconnect_during_a_refresh_leaves_no_thread(slack: FakeSlack, smake: M
     assert time.monotonic() - t0 < 3
     assert not client_threads()
     assert client.state == "disconnected"
+
+
+@pytest.mark.parametrize("envelope_id", ["57d6a792-4d35-4d0b-b6aa-3361493e1caf", 'quote"d',
+                                         "back\\slash", "ü-ñ", "x" * 300, ""])
+def test_ack_frames_are_valid_json_for_any_envelope_id(envelope_id: str) -> None:
+    import json
+
+    from slackrtm._envelope import ack_text
+    assert json.loads(ack_text(envelope_id)) == {"envelope_id": envelope_id}
+    assert json.loads(ack_text(envelope_id, {"text": "a\nb"})) == {
+        "envelope_id": envelope_id, "payload": {"text": "a\nb"}}
+
+
+def test_seen_ids_are_bounded_and_catch_either_id() -> None:
+    from slackrtm._envelope import Seen
+    seen = Seen(size=4)
+    assert not seen.check("e1", "Ev1")
+    assert seen.check("e1", None)  # same envelope id
+    assert seen.check("e2", "Ev1")  # a retry: new envelope id, same event id
+    for i in range(3, 10):
+        assert not seen.check(f"e{i}", f"Ev{i}")
+    assert not seen.check("e1", "Ev1")  # forgotten: only the last `size` ids are kept
