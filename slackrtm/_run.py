@@ -129,6 +129,7 @@ class Run:
                 if not self.future.done():
                     self.future.set_exception(error)
             self.dispatcher.event("disconnecting")
+            self.dispatcher.interrupt()  # store/backfill hook: abort observers' HTTP calls
             if scope is not None:
                 try:
                     scope.abort()

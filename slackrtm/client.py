@@ -10,17 +10,31 @@ import ssl
 import threading
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar, Union, overload
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    overload,
+)
 from urllib.parse import unquote, urlsplit
 
 import requests.utils
 
+from slackrtm._backfill import Backfill, attach
 from slackrtm._backoff import Backoff
 from slackrtm._core import Core, Resolve, State, Timeouts
 from slackrtm._dispatch import Registry
 from slackrtm._http import parse_proxy
 from slackrtm._log import Log, LogLevel
 from slackrtm._run import Run, apply
+from slackrtm._store import Store
 from slackrtm.errors import KeepAliveConfigError, SendWhileDisconnectedError, WebsocketError
 from slackrtm.web import WebClient
 
@@ -88,6 +102,12 @@ class RTMClient:
     events read but not yet handled: when handlers fall that far behind, the client stops
     reading the socket until they catch up (TCP back-pressure; nothing is dropped), and
     keep-alive and reply deadlines stand still meanwhile.
+
+    ``store=True`` keeps a live workspace store (:attr:`store`); ``backfill=True`` delivers
+    the messages missed while disconnected after each reconnect (at most
+    ``backfill_limit`` per channel, marked ``backfilled``), ``backfill="count"`` only
+    reports them through the ``missed`` event; ``backfill_since`` seeds :attr:`last_seen`.
+    See the README's "Workspace store and backfill".
     """
 
     def __init__(
@@ -108,6 +128,10 @@ class RTMClient:
         ssl_context: Optional[ssl.SSLContext] = None,
         web_client: Optional[WebClient] = None,
         max_backlog: int = 1_000,
+        store: bool = False,
+        backfill: Union[bool, str] = False,
+        backfill_limit: int = 100,
+        backfill_since: Optional[Mapping[str, str]] = None,
     ) -> None:
         if server_pong_timeout >= client_ping_timeout:
             raise KeepAliveConfigError(
@@ -143,6 +167,10 @@ class RTMClient:
         self._run: Optional[Run] = None
         self._connect_data: Optional[Dict[str, Any]] = None
         self._authenticated = False
+        # -- workspace store and backfill (_store.py, _backfill.py): registry observers
+        self._store, self._backfill = attach(
+            self._registry, self._web, self._log, store=store, backfill=backfill,
+            backfill_limit=backfill_limit, backfill_since=backfill_since)
 
     def __repr__(self) -> str:
         return (f"<RTMClient state={self.state} user={self.active_user_id} "
@@ -189,6 +217,21 @@ class RTMClient:
     def web_client(self) -> WebClient:
         """The WebClient used for rtm.connect / rtm.start (handy for other calls)."""
         return self._web
+
+    @property
+    def store(self) -> Store:
+        """The live workspace store (``RTMClient(..., store=True)``); see :class:`Store`."""
+        if self._store is None:
+            raise RuntimeError("the workspace store is off: create the client with "
+                               "RTMClient(..., store=True)")
+        return self._store
+
+    @property
+    def last_seen(self) -> Dict[str, str]:
+        """Channel id -> ``ts`` of the newest message delivered there (with ``backfill``;
+        persist it and pass it back as ``backfill_since`` to backfill across restarts)."""
+        backfill: Optional[Backfill] = self._backfill
+        return backfill.last_seen if backfill is not None else {}
 
     # ------------------------------------------------------------------ events
     @overload
