@@ -12,6 +12,7 @@ import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Union
 
 from slackrtm.testing._calls import ApiCall, Fault
+from slackrtm.testing._changes import Changes
 from slackrtm.testing._conn import FakeConnection
 from slackrtm.testing._http import SlackHandler
 from slackrtm.testing._net import ThreadedServer, url_host
@@ -37,7 +38,7 @@ def _matcher(what: Matcher) -> Callable[[Dict[str, Any]], bool]:
     return what
 
 
-class FakeSlack(Serving):
+class FakeSlack(Changes, Serving):  # Changes: workspace changes (store tests)
     """An offline Slack workspace on loopback: the Web API and the RTM API over a real
     WebSocket, seeded with users and channels, recording everything clients do.
 
