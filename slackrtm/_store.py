@@ -341,10 +341,12 @@ class Store(Observer):
         self._put_channel({**base, **channel})
 
     def _created(self, event: Mapping[str, Any]) -> None:
-        private = event["type"] == "group_created" or event["channel"].get("is_private", False)
+        channel = event["channel"]
+        private = event["type"] == "group_created" or channel.get("is_private", False)
+        mine = self._self is not None and channel.get("creator") == self._self.get("id")
         self._channel_object(event, is_channel=not private, is_group=private, is_im=False,
                              is_mpim=False, is_private=private, is_archived=False,
-                             is_member=False)
+                             is_member=mine)  # whoever creates a channel is in it
 
     def _joined(self, event: Mapping[str, Any]) -> None:
         self._channel_object(event, is_archived=False)

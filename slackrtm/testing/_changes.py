@@ -18,6 +18,11 @@ from slackrtm.testing._workspace import CREATED
 class Changes(Driving):
     """Workspace changes with their events (mixed into :class:`FakeSlack`)."""
 
+    def _someone(self) -> str:
+        """Alice's id (by id: she may have been renamed), else the first human's."""
+        return "U0ALICE" if "U0ALICE" in self._ws.users else next(
+            uid for uid, u in self._ws.users.items() if not u.get("is_bot"))
+
     def update_user(self, user: str, **fields: Any) -> Dict[str, Any]:
         """Change fields of ``user`` (id or name); ``profile=`` is merged into the profile.
         Sends ``user_change`` with the whole user, as Slack does. Returns the user."""
@@ -61,7 +66,7 @@ class Changes(Driving):
             record["is_archived"] = archived
             prefix = "group" if record.get("is_private") else "channel"
             event = {"type": f"{prefix}_{'archive' if archived else 'unarchive'}",
-                     "channel": cid, "user": self._ws.user_id(user or self._default_human()),
+                     "channel": cid, "user": self._ws.user_id(user) if user else self._someone(),
                      "event_ts": self._ws.next_ts()}
             self._broadcast(event)
             self._cond.notify_all()
