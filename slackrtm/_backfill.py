@@ -143,30 +143,35 @@ class Backfill(Observer):
                 return
             oldest = seen.get(channel, mark)
             try:
-                newest, more, exact = self._fetch(channel, oldest, sleep)
+                newest, more, exact, top = self._fetch(channel, oldest, sleep)
             except SlackRTMError as err:
                 self._failed(dispatcher, f"conversations.history of {channel}", err)
                 continue
             if dispatcher.interrupted:
                 return
+            if more and self.mode == "count":
+                with self._lock:  # counted once: the next backfill starts after them
+                    self._seen[channel] = _newer(self._seen.get(channel), top)
             self._deliver(dispatcher, channel, newest, more, exact)
 
     def _fetch(self, channel: str, oldest: str, sleep: Optional[Callable[[float], bool]]
-               ) -> Tuple[List[Dict[str, Any]], int, bool]:
+               ) -> Tuple[List[Dict[str, Any]], int, bool, str]:
         """``(messages to deliver, newest first; how many more; whether that count is
-        exact)``."""
+        exact; the newest ts fetched)``."""
         keep = self.limit if self.mode == "deliver" else 0
         got: List[Dict[str, Any]] = []
         more = 0
         params: Dict[str, Any] = {"channel": channel, "oldest": oldest, "inclusive": False,
                                   "limit": min(_PAGE, keep) if keep else _PAGE}
         pages_past = 0
+        top = oldest
         for page in self._call("conversations.history", params, sleep):
             for msg in page.get("messages") or ():
                 if not isinstance(msg, dict) or not isinstance(msg.get("ts"), str):
                     continue
                 if ts_key(msg["ts"]) <= ts_key(oldest):
                     continue  # inclusive by mistake: seen already
+                top = _newer(top, msg["ts"])
                 if len(got) < keep:
                     got.append(msg)
                 else:
@@ -176,10 +181,10 @@ class Backfill(Observer):
                 if pages_past > MAX_COUNT_PAGES and page.next_cursor:
                     self._log.warn(f"backfill: stopped counting the messages missed in "
                                    f"{channel} at {more}")
-                    return got, more, False
+                    return got, more, False, top
             if not page.get("has_more"):
                 break
-        return got, more, True
+        return got, more, True, top
 
     def _deliver(self, dispatcher: Dispatcher, channel: str, newest: List[Dict[str, Any]],
                  more: int, exact: bool) -> None:
