@@ -91,17 +91,17 @@ def test_ten_random_outages_each_message_once_in_order_or_counted(
     live = [slack.post_message(c, "hello") for c in channels]
     down: List[Dict[str, Any]] = []
     for cycle in range(10):
-        wait_until(lambda: len(inbox.messages) >= len(live) + (len(down) if mode is True
-                                                              else 0), what="deliveries")
+        expected = len(live) + (len(down) if mode is True else 0)
+        wait_until(lambda n=expected: len(inbox.messages) >= n, what="deliveries")
         readies = len(rec.of("ready"))
         posted = outage(slack, rng, channels, rng.randint(1, 5))
         down += posted
         rec.wait_for("ready", readies + 1)
         if mode is True:
             wanted = {m["ts"] for m in down} | {m["ts"] for m in live}
-            wait_until(lambda: set(inbox.ts_of()) >= wanted, what=f"backfill {cycle}")
+            wait_until(lambda w=wanted: set(inbox.ts_of()) >= w, what=f"backfill {cycle}")
         else:
-            wait_until(lambda: inbox.missed_total() == len(down), what=f"missed {cycle}")
+            wait_until(lambda n=len(down): inbox.missed_total() == n, what=f"missed {cycle}")
             last = inbox.missed[-len({m["channel"] for m in posted}):]
             want: Dict[str, int] = {}
             for m in posted:
