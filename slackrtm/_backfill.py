@@ -14,9 +14,9 @@ connection:
    ``backfilled: True``; older ones beyond the limit are reported as ``missed(channel,
    count)`` first. ``"count"``: none is delivered, all are reported as ``missed``.
 
-A backfilled message that then also arrives live is dropped (the ``ts`` of each channel's
-backfilled messages are kept until a newer live message of that channel arrives), so each
-message is delivered once. The HTTP calls are aborted by the run's shutdown, and Web API
+A backfilled (or counted) message that then also arrives live is dropped (the ``ts`` of
+each channel's backfilled or counted messages are kept until a newer live message of that
+channel arrives), so each message is delivered once, or counted once. The HTTP calls are aborted by the run's shutdown, and Web API
 rate limits are waited out (abortable too).
 """
 
@@ -150,15 +150,20 @@ class Backfill(Observer):
             if dispatcher.interrupted:
                 return
             if more and self.mode == "count":
-                with self._lock:  # counted once: the next backfill starts after them
+                with self._lock:  # counted once: the next backfill starts after them, and
+                    # one that also arrives live (posted just after the reconnect) is
+                    # dropped: each message is delivered or counted, never both
                     self._seen[channel] = _newer(self._seen.get(channel), top)
+                    self._remember(channel, [m["ts"] for m in newest])
+                newest = []
             self._deliver(dispatcher, channel, newest, more, exact)
 
     def _fetch(self, channel: str, oldest: str, sleep: Optional[Callable[[float], bool]]
                ) -> Tuple[List[Dict[str, Any]], int, bool, str]:
         """``(messages to deliver, newest first; how many more; whether that count is
         exact; the newest ts fetched)``."""
-        keep = self.limit if self.mode == "deliver" else 0
+        counting = self.mode == "count"
+        keep = self.limit if not counting else 0
         got: List[Dict[str, Any]] = []
         more = 0
         params: Dict[str, Any] = {"channel": channel, "oldest": oldest, "inclusive": False,
@@ -176,6 +181,8 @@ class Backfill(Observer):
                     got.append(msg)
                 else:
                     more += 1
+                    if counting:  # kept (their ts) to drop live copies
+                        got.append({"ts": msg["ts"]})
             if len(got) >= keep:
                 pages_past += 1
                 if pages_past > MAX_COUNT_PAGES and page.next_cursor:
@@ -196,9 +203,7 @@ class Backfill(Observer):
             return
         ordered = sorted(newest, key=lambda m: ts_key(m["ts"]))
         with self._lock:
-            self._dedup.setdefault(channel, set()).update(m["ts"] for m in ordered)
-            self._dedup_top[channel] = max(self._dedup_top.get(channel, (0, 0)),
-                                           ts_key(ordered[-1]["ts"]))
+            self._remember(channel, [m["ts"] for m in ordered])
         self._log.debug(f"backfill: delivering {len(ordered)} message(s) of {channel}")
         for msg in ordered:
             if dispatcher.interrupted:
@@ -208,6 +213,13 @@ class Backfill(Observer):
             frame["channel"] = channel
             frame["backfilled"] = True
             dispatcher.deliver(frame)
+
+    def _remember(self, channel: str, stamps: List[str]) -> None:
+        """Drop live copies of these messages (with the lock held)."""
+        if stamps:
+            self._dedup.setdefault(channel, set()).update(stamps)
+            self._dedup_top[channel] = max([self._dedup_top.get(channel, (0, 0)),
+                                            *(ts_key(ts) for ts in stamps)])
 
     def _call(self, method: str, params: Dict[str, Any],
               sleep: Optional[Callable[[float], bool]]) -> _Pages:
