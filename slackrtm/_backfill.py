@@ -16,8 +16,8 @@ connection:
 
 A backfilled (or counted) message that then also arrives live is dropped (the ``ts`` of
 each channel's backfilled or counted messages are kept until a newer live message of that
-channel arrives), so each message is delivered once, or counted once. The HTTP calls are aborted by the run's shutdown, and Web API
-rate limits are waited out (abortable too).
+channel arrives), so each message is delivered once, or counted once. The HTTP calls
+are aborted by the run's shutdown, and Web API rate limits are waited out (abortable too).
 """
 
 from __future__ import annotations
