@@ -18,6 +18,7 @@ from slackrtm._log import Log
 from slackrtm.errors import PlatformError
 
 Handler = Callable[..., Any]
+Frame = Dict[str, Any]
 
 
 class Envelope(Protocol):
@@ -50,6 +51,27 @@ def _key(fn: Handler) -> Any:
     return id(fn)
 
 
+# ---- observers: internal hooks that see every event before the user handlers (store,
+# backfill). A client adds them with Registry.observe(); every Dispatcher of that registry
+# calls them on its thread. (Added for the workspace store; see _store.py, _backfill.py.)
+class Observer:
+    """Sees every event on the dispatcher thread before the user handlers of that event.
+
+    Subclass and override what you need; the defaults do nothing and drop nothing.
+    """
+
+    def frame(self, frame: Frame, dispatcher: Dispatcher) -> bool:
+        """A parsed Slack event, before its handlers; return False to drop it (the
+        ``raw_message`` handlers have seen it already)."""
+        return True
+
+    def before(self, name: str, args: Tuple[Any, ...], dispatcher: Dispatcher) -> None:
+        """A lifecycle event (``authenticated``, ``ready``, ...) before its handlers."""
+
+    def after(self, name: str, args: Tuple[Any, ...], dispatcher: Dispatcher) -> None:
+        """A lifecycle event after its handlers ran."""
+
+
 class Registry:
     """Handlers per event name, in registration order; safe to change from any thread."""
 
@@ -58,6 +80,14 @@ class Registry:
         self._lock = threading.Lock()
         self._snapshots: Dict[str, Tuple[Handler, ...]] = {}
         self._once: Dict[Tuple[str, Any], Handler] = {}
+        #: Internal observers, in the order they were added (see :class:`Observer`).
+        self.observers: Tuple[Observer, ...] = ()
+
+    def observe(self, observer: Observer) -> None:
+        """Add an internal observer; it sees events before every user handler."""
+        with self._lock:
+            if observer not in self.observers:
+                self.observers = (*self.observers, observer)
 
     def on(self, event: str, handler: Handler) -> Handler:
         """Register ``handler`` for ``event`` (once, however often it is registered)."""
@@ -122,6 +152,8 @@ class Dispatcher:
         self._handler_waits = 0  # handlers blocked on a send's future: read on regardless
         self._room = threading.Condition(threading.Lock())
         self.thread_ident: Optional[int] = None
+        self._interrupted = threading.Event()
+        self._aborts: List[Callable[[], None]] = []
 
     # ------------------------------------------------------------- producer side
     def put(self, entries: List[Entry], force: int = 0) -> None:
@@ -185,6 +217,44 @@ class Dispatcher:
         """Make :meth:`run` return once everything queued before this was dispatched."""
         self._q.put(_STOP)
 
+    # ---- interruption of an observer's long work (a backfill's HTTP calls) by shutdown
+    def interrupt(self) -> None:
+        """The run is being torn down: abort what observers do on the dispatcher thread
+        (their HTTP calls) at once. Called by the run's shutdown, from any thread."""
+        with self._room:
+            self._interrupted.set()
+            aborts = list(self._aborts)
+        for abort in aborts:
+            try:
+                abort()
+            except Exception as exc:  # abandoning the work is all that matters
+                self.log.debug(f"aborting an observer's work failed: {exc}")
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether :meth:`interrupt` was called (the run is ending)."""
+        return self._interrupted.is_set()
+
+    @contextlib.contextmanager
+    def interruptible(self, abort: Callable[[], None]) -> Iterator[None]:
+        """Within the block, :meth:`interrupt` calls ``abort`` (at once if it already was)."""
+        with self._room:
+            self._aborts.append(abort)
+            already = self._interrupted.is_set()
+        if already:
+            abort()
+        try:
+            yield
+        finally:
+            with self._room:
+                self._aborts.remove(abort)
+
+    def deliver(self, frame: Frame) -> None:
+        """Dispatch a frame made by an observer (e.g. a backfilled message) as if it had
+        been read: observers, then ``slack_event``, ``{type}``, ``{type}::{subtype}``.
+        Only on the dispatcher thread."""
+        self._frame(frame)
+
     # ------------------------------------------------------------- consumer side
     def run(self) -> None:
         """Dispatch until :meth:`stop`; never raises."""
@@ -202,12 +272,16 @@ class Dispatcher:
     def _dispatch(self, batch: List[Any]) -> None:
         handlers = self.registry.handlers
         emit = self.emit
+        observers = self.registry.observers
         frames = 0
         try:
             for entry in batch:
                 text = entry[0]
                 if text is None:
-                    emit(entry[1], entry[2])
+                    if observers:
+                        self._lifecycle(observers, entry[1], entry[2])
+                    else:
+                        emit(entry[1], entry[2])
                     continue
                 frames += 1
                 frame = entry[1]
@@ -222,22 +296,33 @@ class Dispatcher:
                 if frame is None:
                     self.log.warn(f"dropped a frame that is not a Slack event: {text[:200]!r}")
                     continue
+                if observers:
+                    self._frame(frame)
+                    continue
+                # the hot path, inline (a call per frame costs ~50% of this loop): as _frame
                 etype = frame["type"]
                 if etype == "error":
-                    emit("slack_event", ("error", frame))
-                    err = frame.get("error")
-                    msg = err.get("msg") if isinstance(err, dict) else err
-                    text = self.log.redact(f"Slack sent an error event: {msg}")
-                    emit("error", (PlatformError(text, error=str(msg), data=frame),))
+                    self._frame(frame)
                     continue
-                self._event(frame)
+                h = handlers("slack_event")
+                if h:
+                    emit("slack_event", (etype, frame), h)
+                h = handlers(etype)
+                if h:
+                    emit(etype, (frame,), h)
+                subtype = frame.get("subtype")
+                if subtype is not None and isinstance(subtype, str):
+                    name = f"{etype}::{subtype}"
+                    h = handlers(name)
+                    if h:
+                        emit(name, (frame,), h)
         finally:
             if frames:
                 with self._room:
                     self._backlog -= frames
                     self._room.notify_all()
 
-    def _envelope(self, event: Optional[Dict[str, Any]], envelope: Envelope) -> None:
+    def _envelope(self, event: Optional[Frame], envelope: Envelope) -> None:
         """The envelope's handlers get it, then its inner event goes out like an RTM event;
         then the envelope is finished (acknowledged if nobody did), whatever was raised."""
         try:
@@ -245,15 +330,31 @@ class Dispatcher:
             if h:
                 self.emit(envelope.type, (envelope,), h)
             if event is not None:
-                self._event(event)
+                self._frame(event)
         finally:
             envelope.finish()
 
-    def _event(self, frame: Dict[str, Any]) -> None:
-        """``slack_event``, ``{type}`` and ``{type}::{subtype}`` handlers for an event."""
+    def _frame(self, frame: Frame) -> None:
+        """A parsed event: observers first, then its handlers (an ``error`` frame is also
+        reported through the ``error`` event)."""
         handlers = self.registry.handlers
         emit = self.emit
+        observers = self.registry.observers
+        if observers:
+            for observer in observers:
+                try:
+                    if not observer.frame(frame, self):
+                        return
+                except Exception as exc:  # an internal bug must not cost the user the event
+                    self.log.error(f"internal observer {type(observer).__name__} failed", exc)
         etype = frame["type"]
+        if etype == "error":
+            emit("slack_event", ("error", frame))
+            err = frame.get("error")
+            msg = err.get("msg") if isinstance(err, dict) else err
+            text = self.log.redact(f"Slack sent an error event: {msg}")
+            emit("error", (PlatformError(text, error=str(msg), data=frame),))
+            return
         h = handlers("slack_event")
         if h:
             emit("slack_event", (etype, frame), h)
@@ -266,6 +367,20 @@ class Dispatcher:
             h = handlers(name)
             if h:
                 emit(name, (frame,), h)
+
+    def _lifecycle(self, observers: Tuple[Observer, ...], name: str,
+                   args: Tuple[Any, ...]) -> None:
+        for observer in observers:
+            try:
+                observer.before(name, args, self)
+            except Exception as exc:
+                self.log.error(f"internal observer {type(observer).__name__} failed", exc)
+        self.emit(name, args)
+        for observer in observers:
+            try:
+                observer.after(name, args, self)
+            except Exception as exc:
+                self.log.error(f"internal observer {type(observer).__name__} failed", exc)
 
     def emit(self, event: str, args: Tuple[Any, ...],
              handlers: Optional[Tuple[Handler, ...]] = None) -> None:

@@ -122,6 +122,7 @@ class Run(Attempts, Writer):
                 if not self.future.done():
                     self.future.set_exception(error)
             self.dispatcher.event("disconnecting")
+            self.dispatcher.interrupt()  # abort what observers do (a backfill's HTTP calls)
             for scope in scopes:
                 try:
                     scope.abort()

@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import ssl
 from concurrent.futures import Future
-from typing import Any, Callable, Dict, List, Literal, Optional, Union, overload
+from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Union, overload
 
+from slackrtm._backfill import Backfill, attach
 from slackrtm._backoff import Backoff
 from slackrtm._client_base import DEFAULT_API_URL, BaseClient, WaitFuture
 from slackrtm._core import Resolve
@@ -16,6 +17,7 @@ from slackrtm._pacing import DEFAULT_SEND_RATE, Pacer, SendRate
 from slackrtm._rtm_run import RTMRun
 from slackrtm._run import apply
 from slackrtm._split import split_text
+from slackrtm._store import Store
 from slackrtm.errors import SendWhileDisconnectedError
 from slackrtm.web import WebClient
 
@@ -42,6 +44,12 @@ class RTMClient(BaseClient):
     pacing, sends are written in the order they were made *per channel*; a send to one
     channel never waits behind another channel's. Text over 4,000 characters fails at once
     with :class:`~slackrtm.errors.MessageTooLongError` (``split=True`` sends it in parts).
+
+    ``store=True`` keeps a live workspace store (:attr:`store`); ``backfill=True`` delivers
+    the messages missed while disconnected after each reconnect (at most
+    ``backfill_limit`` per channel, marked ``backfilled``), ``backfill="count"`` only
+    reports them through the ``missed`` event; ``backfill_since`` seeds :attr:`last_seen`.
+    See the README's "Workspace store and backfill".
     """
 
     def __init__(
@@ -63,6 +71,10 @@ class RTMClient(BaseClient):
         web_client: Optional[WebClient] = None,
         max_backlog: int = 1_000,
         send_rate: Optional[SendRate] = DEFAULT_SEND_RATE,
+        store: bool = False,
+        backfill: Union[bool, str] = False,
+        backfill_limit: int = 100,
+        backfill_since: Optional[Mapping[str, str]] = None,
     ) -> None:
         if send_rate is not None and not isinstance(send_rate, SendRate):
             raise TypeError(f"send_rate must be a slackrtm.SendRate or None, got {send_rate!r}")
@@ -74,6 +86,9 @@ class RTMClient(BaseClient):
             web_client=web_client, max_backlog=max_backlog)
         self._use_rtm_connect = use_rtm_connect
         self._core.pacer = Pacer(send_rate) if send_rate is not None else None
+        self._store, self._backfill = attach(
+            self._registry, self._web, self._log, store=store, backfill=backfill,
+            backfill_limit=backfill_limit, backfill_since=backfill_since)
 
     def _new_run(self, args: Dict[str, Any]) -> RTMRun:
         run = RTMRun(self, args)
@@ -98,6 +113,21 @@ class RTMClient(BaseClient):
     def web_client(self) -> WebClient:
         """The WebClient used for rtm.connect / rtm.start (handy for other calls)."""
         return self._web
+
+    @property
+    def store(self) -> Store:
+        """The live workspace store (``RTMClient(..., store=True)``); see :class:`Store`."""
+        if self._store is None:
+            raise RuntimeError("the workspace store is off: create the client with "
+                               "RTMClient(..., store=True)")
+        return self._store
+
+    @property
+    def last_seen(self) -> Dict[str, str]:
+        """Channel id -> ``ts`` of the newest message delivered there (with ``backfill``;
+        persist it and pass it back as ``backfill_since`` to backfill across restarts)."""
+        backfill: Optional[Backfill] = self._backfill
+        return backfill.last_seen if backfill is not None else {}
 
     def start(self, **rtm_args: Any) -> Future[Dict[str, Any]]:
         """Connect in the background; the future resolves with the connect data at ready.

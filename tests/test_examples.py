@@ -6,6 +6,7 @@ ones that listen forever are stopped with SIGINT, as a user's Ctrl-C would.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -408,3 +409,53 @@ def test_proxy_from_the_environment(slack: FakeSlack, run: Any) -> None:
         clean_exit(proc, proc.finish())
         assert slack.connect_count == 2
         assert len([r for r in proxy.requests if r[0] == "CONNECT"]) == 1
+
+
+def test_greeter(slack: FakeSlack, run: Any) -> None:
+    assert run("greeter.py").finish() == 2  # no channel: usage, exit 2
+    general = slack.channel_id("general")
+    proc = run("greeter.py", general)
+    proc.wait_for_line(f"^Greeting the people who join {general}$")
+    dave = slack.add_user("dave", real_name="Dave Dune")
+    slack.join_channel(dave, "random")  # another channel: ignored
+    slack.join_channel(dave, general)
+    proc.wait_for_line("^greeted Dave Dune in #general$")
+    slack.update_user(dave, real_name="David Dune")  # the store follows user_change
+    slack.leave_channel(dave, general)
+    slack.join_channel(dave, general)
+    proc.wait_for_line("^greeted David Dune in #general$")
+    slack.wait_until(lambda: len([m for m in slack.messages(general)
+                                  if m["user"] == slack.bot_user_id]) == 2)
+    clean_exit(proc, proc.interrupt())
+    assert [m["text"] for m in slack.messages(general)] == [
+        "Welcome to #general, Dave Dune!", "Welcome to #general, David Dune!"]
+    # team_join brought dave in: no users.info call was needed at all
+    assert slack.call_count("users.info") == 0
+
+
+def test_logger(slack: FakeSlack, run: Any, tmp_path: Path) -> None:
+    assert run("logger.py").finish() == 2
+    log = tmp_path / "messages.log"
+    proc = run("logger.py", str(log))
+    proc.wait_for_line("^Logging messages to ")
+    first = [slack.post_message("general", "one"), slack.post_message("ops", "two")]
+    proc.wait_for_line(rf"^logged \S+ {first[1]['ts']}$")
+    clean_exit(proc, proc.interrupt())
+    # posted while no logger runs
+    missed = [slack.post_message("general", "three"), slack.post_message("ops", "four")]
+    proc = run("logger.py", str(log))
+    proc.wait_for_line("^Logging messages to ")
+    # the backfill runs after the ready handlers: let it finish (a message posted while it
+    # runs may come backfilled, which is right too, but not what this test checks)
+    members = len([c for c in slack.channels if c["is_member"]])
+    slack.wait_for_call("conversations.history", count=members)
+    slack.wait_until(lambda: all(c.status for c in slack.calls))
+    proc.wait_for_line(rf"^logged \S+ {missed[1]['ts']} \(backfilled\)$")
+    last = slack.post_message("timecard", "five")
+    proc.wait_for_line(rf"^logged \S+ {last['ts']}$")
+    clean_exit(proc, proc.interrupt())
+    assert proc.out[1:] == [f"logged {m['channel']} {m['ts']} (backfilled)" for m in missed] + [
+        f"logged {last['channel']} {last['ts']}"]
+    lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert [(r["ts"], r["text"], r["backfilled"]) for r in lines] == [
+        (m["ts"], m["text"], m in missed) for m in first + missed + [last]]

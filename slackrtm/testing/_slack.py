@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Union
 
 from slackrtm.testing._calls import ApiCall, Fault
+from slackrtm.testing._changes import Changes
 from slackrtm.testing._conn import FakeConnection
 from slackrtm.testing._http import SlackHandler
 from slackrtm.testing._net import ThreadedServer, url_host
@@ -39,7 +40,7 @@ def _matcher(what: Matcher) -> Callable[[Dict[str, Any]], bool]:
     return what
 
 
-class FakeSlack(SocketMode):
+class FakeSlack(Changes, SocketMode):  # Changes: workspace changes (store tests)
     """An offline Slack workspace on loopback: the Web API, the RTM API and Socket Mode
     over real WebSockets, seeded with users and channels, recording everything clients do.
 

@@ -132,12 +132,14 @@ def rtm_start(slack: FakeSlack, params: Params) -> Dict[str, Any]:
                  "updated": CREATED, "app_id": APP_ID, "icons": {}}
                 for u in users if u.get("is_bot")]
         latest = ws.next_ts()
+    ims = [c for c in channels if c.get("is_im")]
+    channels = [c for c in channels if not c.get("is_im")]
     me = dict(_self(slack), prefs={}, created=CREATED, manual_presence="active")
     team = dict(slack._ws.team, email_domain="", icon={"image_default": True},
                 msg_edit_window_mins=-1, over_storage_limit=False, prefs={}, plan="std")
     return {"ok": True, "url": url, "self": me, "team": team, "users": users,
             "channels": [c for c in channels if not c["is_private"]],
-            "groups": [c for c in channels if c["is_private"]], "ims": [], "mpims": [],
+            "groups": [c for c in channels if c["is_private"]], "ims": ims, "mpims": [],
             "bots": bots, "cache_ts": CREATED, "latest_event_ts": latest}
 
 
@@ -172,19 +174,37 @@ def chat_post_message(slack: FakeSlack, params: Params) -> Dict[str, Any]:
     return {"ok": True, "channel": cid, "ts": msg["ts"], "message": shown}
 
 
-def _wanted_types(params: Params) -> Tuple[bool, bool]:
-    types = str(params.get("types") or "public_channel").split(",")
-    return "public_channel" in types, "private_channel" in types
+def _kind(channel: Dict[str, Any]) -> str:
+    if channel.get("is_im"):
+        return "im"
+    if channel.get("is_mpim"):
+        return "mpim"
+    return "private_channel" if channel.get("is_private") else "public_channel"
+
+
+def _filtered(slack: FakeSlack, params: Params, member: Optional[str] = None
+              ) -> List[Dict[str, Any]]:
+    """Channel views of the wanted ``types`` (default public_channel), without archived
+    ones on ``exclude_archived``, only those ``member`` is in when given."""
+    types = set(str(params.get("types") or "public_channel").split(","))
+    skip_archived = truthy(params.get("exclude_archived", False))
+    with slack._cond:
+        ws = slack._ws
+        views = [ws.channel_view(cid) for cid in ws.channels
+                 if member is None or member in ws.members.get(cid, ())]
+    return [c for c in views if _kind(c) in types
+            and not (skip_archived and c.get("is_archived"))]
 
 
 def conversations_list(slack: FakeSlack, params: Params) -> Dict[str, Any]:
-    public, private = _wanted_types(params)
-    skip_archived = truthy(params.get("exclude_archived", False))
+    return _page(slack, "channels", _filtered(slack, params), params)
+
+
+def users_conversations(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    """The conversations ``user`` (default: the bot) is a member of."""
     with slack._cond:
-        views = [slack._ws.channel_view(cid) for cid in slack._ws.channels]
-    keep = [c for c in views if (private if c["is_private"] else public)
-            and not (skip_archived and c["is_archived"])]
-    return _page(slack, "channels", keep, params)
+        uid = _user(slack, params, slack.bot_user_id)
+    return _page(slack, "channels", _filtered(slack, params, member=uid), params)
 
 
 def channels_list(slack: FakeSlack, params: Params) -> Dict[str, Any]:
@@ -196,11 +216,30 @@ def conversations_info(slack: FakeSlack, params: Params) -> Dict[str, Any]:
         return {"ok": True, "channel": slack._ws.channel_view(_channel(slack, params))}
 
 
+def _ts_key(value: Any, default: Tuple[int, int]) -> Tuple[int, int]:
+    if value in (None, ""):
+        return default
+    whole, _, frac = str(value).partition(".")
+    try:
+        return int(whole or 0), int((frac + "000000")[:6] or 0)
+    except ValueError:
+        raise ApiError("invalid_ts_latest") from None
+
+
 def conversations_history(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    """Newest first, like Slack: ``oldest`` / ``latest`` bound the ``ts`` (exclusive unless
+    ``inclusive``), ``limit`` and ``cursor`` page through, ``has_more`` says more follow."""
+    oldest = _ts_key(params.get("oldest"), (0, 0))
+    latest = _ts_key(params.get("latest"), (10**12, 0))
+    inclusive = truthy(params.get("inclusive", False))
     with slack._cond:
         cid = _channel(slack, params)
-        msgs = [{k: v for k, v in m.items() if k != "channel"}
-                for m in reversed(slack._ws.history[cid])]
+        msgs = []
+        for m in reversed(slack._ws.history[cid]):
+            ts = _ts_key(m["ts"], (0, 0))
+            inside = oldest <= ts <= latest if inclusive else oldest < ts < latest
+            if inside:
+                msgs.append({k: v for k, v in m.items() if k != "channel"})
     data = _page(slack, "messages", msgs, params)
     data["has_more"] = bool(data["response_metadata"]["next_cursor"])
     return data
@@ -296,6 +335,7 @@ METHODS: Dict[str, Callable[[FakeSlack, Params], Dict[str, Any]]] = {
     "reactions.add": reactions_add,
     "rtm.connect": rtm_connect,
     "rtm.start": rtm_start,
+    "users.conversations": users_conversations,
     "users.getPresence": users_get_presence,
     "users.info": users_info,
     "users.list": users_list,

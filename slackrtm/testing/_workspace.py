@@ -159,7 +159,7 @@ class Workspace:
             return ref
         wanted = ref.lstrip("#")
         for cid, channel in self.channels.items():
-            if channel["name"] == wanted:
+            if channel.get("name") == wanted:  # IMs have no name
                 return cid
         return None
 
