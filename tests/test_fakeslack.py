@@ -202,3 +202,10 @@ def test_command_line_server() -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_events_default_to_alice_after_she_was_renamed() -> None:
+    with FakeSlack() as slack:
+        slack.rename_user("alice", "alicia")
+        msg = slack.post_message("general", "still me")
+        assert msg["user"] == "U0ALICE"

@@ -84,7 +84,8 @@ class Driving:
             return dict(msg)
 
     def _default_human(self) -> str:
-        return self._ws.user_id("alice") if "U0ALICE" in self._ws.users else next(
+        # alice by her id: her name may have been changed (rename_user)
+        return "U0ALICE" if "U0ALICE" in self._ws.users else next(
             uid for uid, u in self._ws.users.items() if not u.get("is_bot"))
 
     # -- events --------------------------------------------------------------------------
