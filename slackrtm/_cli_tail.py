@@ -114,17 +114,18 @@ def _tail_socket_mode(args: argparse.Namespace, console: Console) -> int:
     first = threading.Event()  # the first connection attempt succeeded or failed
     failed: List[BaseException] = []
     was_ready = [False]
+    listening = [False]  # until the first ready, failures are the main thread's to report
 
     @client.on("ready")
     def on_ready() -> None:
-        was_ready[0] = True
-        console.note(f"connected over Socket Mode as app {client.app_id}; listening, "
-                     "Ctrl-C to stop", "green")
+        was_ready[0] = listening[0] = True
+        console.note(f"connected over Socket Mode to {api_url} as app {client.app_id}; "
+                     "listening, Ctrl-C to stop", "green")
         first.set()
 
     @client.on("unable_to_rtm_start")
     def on_unable(exc: BaseException) -> None:
-        if not first.is_set():  # fail fast, as RTM's auth.test does, on the first attempt
+        if not listening[0]:  # fail fast, as RTM's auth.test does, on the first attempt
             failed.append(exc)
             first.set()
         else:
@@ -134,10 +135,10 @@ def _tail_socket_mode(args: argparse.Namespace, console: Console) -> int:
     @client.on("reconnecting")
     def on_reconnecting() -> None:
         lost, was_ready[0] = was_ready[0], False
-        console.note("connection lost: reconnecting" if lost
-                     else "connection attempt failed: retrying", "yellow")
+        if listening[0]:
+            console.note("connection lost: reconnecting" if lost
+                         else "connection attempt failed: retrying", "yellow")
 
-    console.note(f"connecting to {api_url} (apps.connections.open)")
     try:
         try:
             future = client.start()
