@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     slack = _Parser(add_help=False)
     slack.add_argument("--token-file", metavar="PATH",
                        help="read the token from this file ('-': stdin) instead of "
-                            "$SLACK_TOKEN (or $SLACK_APP_TOKEN with --socket-mode)")
+                            "$SLACK_TOKEN ($SLACK_APP_TOKEN for tail --socket-mode)")
     slack.add_argument("--api-url", metavar="URL",
                        help="Web API base URL (default: $SLACK_API_URL, else Slack's)")
     slack.add_argument("--timeout", type=_positive, default=30.0, metavar="SECONDS",
@@ -114,19 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delay", type=_non_negative, default=0.6, metavar="SECONDS",
                    help="pause between the scripted steps (default: 0.6)")
     p.add_argument("--socket-mode", action="store_true",
-                   help="connect the bot over Socket Mode (app token) instead of RTM; it "
-                        "replies with the Web API and answers a slash command")
+                   help="play it over Socket Mode: the bot receives with the app-level "
+                        "token, replies with chat.postMessage and answers a slash command")
     p.set_defaults(handler=cmd_demo)
 
     p = sub.add_parser("tail", parents=[slack, color], help="print every event as it arrives",
                        description="Connect over RTM (or Socket Mode) and print every event, "
                                    "one per line, until Ctrl-C. Connection notices go to "
-                                   "stderr.")
+                                   "stderr. Over Socket Mode, Slack hands each envelope to "
+                                   "one of the app's connections and tail acknowledges what "
+                                   "it gets: while the app itself runs, each sees only part "
+                                   "of the traffic.")
     p.add_argument("--socket-mode", action="store_true",
                    help="connect over Socket Mode with the app-level token (xapp-...) in "
-                        "$SLACK_APP_TOKEN; events_api events print as over RTM, slash "
-                        "commands and interactions too. It acknowledges what it receives: "
-                        "Slack does not send those envelopes to the app's other connections")
+                        "$SLACK_APP_TOKEN: events print as over RTM, slash commands and "
+                        "interactions get a line too")
     p.add_argument("--json", action="store_true", help="print each event as a JSON line")
     p.add_argument("--type", action="append", metavar="TYPE",
                    help="only events of this type (repeatable)")
@@ -152,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the app-level token (xapp-...) to accept for Socket Mode "
                         "(default: a random one)")
     p.add_argument("-q", "--quiet", action="store_true",
-                   help="do not print the calls and frames clients send")
+                   help="do not print the calls, frames and acks clients send")
     p.set_defaults(handler=cmd_fake_slack)
     return parser
 
