@@ -16,7 +16,7 @@ from typing import Any
 from slackrtm import RTMClient
 
 if len(sys.argv) != 2:
-    print("usage: greeter.py CHANNEL_ID", file=sys.stderr)
+    print(f"usage: SLACK_TOKEN=xoxb-... python {sys.argv[0]} CHANNEL_ID", file=sys.stderr)
     sys.exit(2)
 channel_id = sys.argv[1]
 

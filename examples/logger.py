@@ -20,7 +20,7 @@ from typing import Any
 from slackrtm import RTMClient
 
 if len(sys.argv) != 2:
-    print("usage: logger.py LOG_FILE", file=sys.stderr)
+    print(f"usage: SLACK_TOKEN=xoxb-... python {sys.argv[0]} LOG_FILE", file=sys.stderr)
     sys.exit(2)
 log_path = Path(sys.argv[1])
 seen_path = log_path.with_name(log_path.name + ".seen.json")

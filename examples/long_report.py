@@ -11,8 +11,7 @@ import sys
 from slackrtm import RTMClient
 
 if len(sys.argv) != 2:
-    print("usage: SLACK_TOKEN=xoxb-... python examples/long_report.py CHANNEL_ID",
-          file=sys.stderr)
+    print(f"usage: SLACK_TOKEN=xoxb-... python {sys.argv[0]} CHANNEL_ID", file=sys.stderr)
     sys.exit(2)
 token = os.environ["SLACK_TOKEN"]
 conversation_id = sys.argv[1]

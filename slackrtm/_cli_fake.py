@@ -1,4 +1,5 @@
-"""``slackrtm fake-slack``: serve a FakeSlack until Ctrl-C and show what clients do."""
+"""``slackrtm fake-slack``: serve a FakeSlack until Ctrl-C and show what clients do: Web
+API calls, RTM frames, Socket Mode acknowledgements, connections opened and closed."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any, Dict, List
 
+from slackrtm._cli_base import EXIT_OK, CliError, Console
 from slackrtm._cli_format import Names
 
 if TYPE_CHECKING:  # pragma: no cover
-    from slackrtm._cli import Console
     from slackrtm.testing import FakeSlack
 
 
@@ -22,6 +23,10 @@ def banner(slack: FakeSlack) -> List[str]:
         "",
         f"  export SLACK_API_URL={slack.api_url}",
         f"  export SLACK_TOKEN={slack.token}",
+        f"  export SLACK_APP_TOKEN={slack.app_token}",
+        "",
+        "SLACK_TOKEN is the bot token (RTM, Web API); SLACK_APP_TOKEN the app-level token",
+        "for Socket Mode (slackrtm tail --socket-mode, SocketModeClient).",
         "",
         "Channels:",
     ]
@@ -44,13 +49,18 @@ def _frame_line(frame: Dict[str, Any], names: Names) -> str:
     return f"rtm <- {kind} {json.dumps(rest, separators=(',', ':'))}"
 
 
+def _ack_line(envelope_id: Any, payload: Any) -> str:
+    with_payload = "" if payload is None else \
+        f" with payload {json.dumps(payload, ensure_ascii=False, separators=(',', ':'))}"
+    return f"socket mode <- ack {envelope_id}{with_payload}"
+
+
 def serve(args: argparse.Namespace, console: Console) -> int:
     """Run until Ctrl-C (or SIGTERM); 0 then, 1 if the port cannot be bound."""
-    from slackrtm._cli import EXIT_OK, CliError
     from slackrtm.testing import FakeSlack
 
     try:
-        slack = FakeSlack(port=args.port, token=args.token)
+        slack = FakeSlack(port=args.port, token=args.token, app_token=args.app_token)
     except OSError as exc:
         raise CliError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") \
             from None
@@ -70,14 +80,16 @@ def serve(args: argparse.Namespace, console: Console) -> int:
 
 
 def _watch(slack: FakeSlack, console: Console, names: Names, quiet: bool) -> None:
-    """Print each Web API call once answered, each client frame (pings aside), forever."""
-    calls_done = frames_done = opened = 0
+    """Print each Web API call once answered, each client frame (pings aside), each Socket
+    Mode ack, and the number of open connections when it changes, forever."""
+    calls_done = frames_done = acks_done = opened = sockets = 0
 
     def news() -> bool:
         calls = slack.calls
         finished = calls_done < len(calls) and calls[calls_done].status is not None
         return finished or frames_done < len(slack.received) \
-            or opened != len(slack.connections)
+            or opened != len(slack.connections) or acks_done < len(slack.acks) \
+            or sockets != len(slack.socket_connections)
 
     while True:
         try:
@@ -86,7 +98,8 @@ def _watch(slack: FakeSlack, console: Console, names: Names, quiet: bool) -> Non
             continue
         if quiet:
             calls_done, frames_done = len(slack.calls), len(slack.received)
-            opened = len(slack.connections)
+            opened, sockets = len(slack.connections), len(slack.socket_connections)
+            acks_done = len(slack.acks)
             continue
         calls = slack.calls
         while calls_done < len(calls) and calls[calls_done].status is not None:
@@ -100,7 +113,15 @@ def _watch(slack: FakeSlack, console: Console, names: Names, quiet: bool) -> Non
             if frame.get("type") != "ping":
                 console.out(_frame_line(frame, names))
         frames_done = len(frames)
+        acks = slack.acks
+        for ack in acks[acks_done:]:
+            console.out(_ack_line(ack.envelope_id, ack.payload))
+        acks_done = len(acks)
         now_open = len(slack.connections)
         if now_open != opened:
             console.out(f"rtm: {now_open} connection(s) open")
             opened = now_open
+        now_open = len(slack.socket_connections)
+        if now_open != sockets:
+            console.out(f"socket mode: {now_open} connection(s) open")
+            sockets = now_open

@@ -1,4 +1,6 @@
-"""Readable one-line renderings of Slack events for the command line (``tail``, ``demo``)."""
+"""Readable one-line renderings of Slack events for the command line (``tail``, ``demo``):
+RTM events, the inner events of Socket Mode ``events_api`` envelopes (the same), and the
+other Socket Mode envelopes (``slash_commands``, ``interactive``) via :func:`envelope_line`."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ _TYPE_COLORS = {
     "message": "cyan", "reaction_added": "magenta", "reaction_removed": "magenta",
     "member_joined_channel": "green", "member_left_channel": "green",
     "presence_change": "blue", "hello": "dim", "goodbye": "yellow", "error": "red",
+    "disconnect": "yellow", "slash_commands": "bold", "interactive": "bold",
 }
 
 
@@ -122,12 +125,48 @@ def _error(event: Dict[str, Any], names: Names) -> str:
         else str(error)
 
 
+def _hello(event: Dict[str, Any], names: Names) -> str:
+    count = event.get("num_connections")  # Socket Mode's hello; RTM's has nothing
+    if count is None:
+        return ""
+    info = event.get("connection_info") or {}
+    return f"app {info.get('app_id')}, {count} connection(s) open"
+
+
+def _disconnect(event: Dict[str, Any], names: Names) -> str:
+    return f"reason: {event.get('reason')}"
+
+
+def _slash_command(envelope: Dict[str, Any], names: Names) -> str:
+    p = envelope.get("payload") or {}
+    text = f" {_one_line(p.get('text'))}" if p.get("text") else ""
+    return (f"{names.user(p.get('user_id'))} ran {p.get('command')}{text} in "
+            f"{names.channel(p.get('channel_id'))}")
+
+
+def _interactive(envelope: Dict[str, Any], names: Names) -> str:
+    p = envelope.get("payload") or {}
+    user = p.get("user") or {}
+    who = names.user(user.get("id")) if isinstance(user, dict) else "?"
+    actions = p.get("actions")
+    view = p.get("view")
+    if isinstance(actions, list) and actions:
+        detail = ", ".join(str(a.get("action_id")) for a in actions if isinstance(a, dict))
+    elif isinstance(view, dict) and view.get("callback_id"):
+        detail = str(view["callback_id"])
+    else:
+        detail = str(p.get("callback_id") or "")
+    return f"{p.get('type')} by {who}" + (f": {detail}" if detail else "")
+
+
 _RENDERERS: Dict[str, Callable[[Dict[str, Any], Names], str]] = {
     "message": _message, "reaction_added": _reaction, "reaction_removed": _reaction,
     "member_joined_channel": _membership, "member_left_channel": _membership,
     "presence_change": _presence, "channel_rename": _rename, "user_typing": _typing,
     "team_join": _team_join, "channel_created": _channel_created,
-    "error": _error,
+    "error": _error, "hello": _hello, "disconnect": _disconnect,
+    # Socket Mode envelopes that carry no event: rendered from {"type": ..., "payload": ...}
+    "slash_commands": _slash_command, "interactive": _interactive,
 }
 
 
@@ -158,3 +197,12 @@ def event_line(event: Dict[str, Any], *, names: Optional[Names] = None, color: b
     if stamp:
         line = paint(time.strftime("%H:%M:%S", time.localtime(clock())), "dim", color) + " " + line
     return line
+
+
+def envelope_line(envelope_type: str, payload: Dict[str, Any], *,
+                  names: Optional[Names] = None, color: bool = False, stamp: bool = True,
+                  clock: Callable[[], float] = time.time) -> str:
+    """:func:`event_line` for a Socket Mode envelope without an inner event (a slash
+    command, an interaction): the envelope type, then what the payload says."""
+    return event_line({"type": envelope_type, "payload": payload}, names=names, color=color,
+                      stamp=stamp, clock=clock)

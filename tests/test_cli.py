@@ -264,7 +264,7 @@ def test_tail_colors_on_a_terminal_by_default(slack: FakeSlack) -> None:
 def test_ctrl_c_before_run_forever_is_entered_still_disconnects(
         slack: FakeSlack, monkeypatch: pytest.MonkeyPatch) -> None:
     from slackrtm import RTMClient
-    from slackrtm._cli import run_until_stopped
+    from slackrtm._cli_base import run_until_stopped
 
     rtm = RTMClient(slack.token, slack_api_url=slack.api_url)
 

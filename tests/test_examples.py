@@ -459,3 +459,71 @@ def test_logger(slack: FakeSlack, run: Any, tmp_path: Path) -> None:
     lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
     assert [(r["ts"], r["text"], r["backfilled"]) for r in lines] == [
         (m["ts"], m["text"], m in missed) for m in first + missed + [last]]
+
+
+def test_socket_mode(slack: FakeSlack, run: Any) -> None:
+    general = slack.channel_id("general")
+    alice, bob = slack.user_id("alice"), slack.user_id("bob")
+    proc = run("socket_mode.py", SLACK_APP_TOKEN=slack.app_token)
+    proc.wait_for_line("^Connected over Socket Mode as app A0FAKE. Press Ctrl-C to stop.$")
+    hello = slack.post_message(general, "hello bot", user=alice)
+    slack.post_message(general, "no greeting in this one", user=bob)
+    slack.wait_until(lambda: len(slack.messages(general)) == 3, what="the bot's greeting")
+    slack.add_reaction(general, hello["ts"], "tada", user=bob)
+    slack.wait_until(lambda: len(slack.messages(general)) == 4, what="the bot's thanks")
+    slack.wait_until(lambda: all(slack.acked(e["envelope_id"]) for _, e in slack.delivered),
+                     what="every envelope acknowledged")
+    clean_exit(proc, proc.interrupt())  # handlers of envelopes already read run first
+    mine = [m for m in slack.messages(general) if m["user"] == slack.bot_user_id]
+    assert [(m["text"], m.get("thread_ts")) for m in mine] == [
+        (f"Hello <@{alice}>!", None), ("Thanks for the :tada:", hello["ts"])]
+    methods = [c.method for c in slack.calls]
+    assert methods.count("chat.postMessage") == 2 and methods.count("auth.test") == 1
+    assert methods.count("apps.connections.open") == 1 and "rtm.connect" not in methods
+    assert slack.app_token not in proc.stdout + proc.stderr
+    assert slack.token not in proc.stdout + proc.stderr
+
+
+def test_slash_command(slack: FakeSlack, run: Any) -> None:
+    proc = run("slash_command.py", SLACK_APP_TOKEN=slack.app_token)
+    proc.wait_for_line("^Waiting for slash commands")
+    echo = slack.slash_command("/echo", "hi there", user="alice")
+    other = slack.slash_command("/nope", user="bob")
+    acks = {a.envelope_id: a for a in slack.wait_for_acks(2)}
+    assert acks[echo["envelope_id"]].payload == {
+        "text": f"<@{slack.user_id('alice')}> said: hi there", "response_type": "in_channel"}
+    assert acks[other["envelope_id"]].payload == {"text": "Sorry, I do not know /nope."}
+    assert not any(a.late for a in acks.values())
+    proc.wait_for_line("^U0BOB ran /nope$")
+    clean_exit(proc, proc.interrupt())
+    assert proc.out == ["Waiting for slash commands. Press Ctrl-C to stop.",
+                        "U0ALICE ran /echo hi there", "U0BOB ran /nope"]
+    assert len(slack.acks) == 2  # one ack each, no redelivery
+
+
+def required_args(path: Path) -> List[str]:
+    """The arguments an example's ``Usage:`` line requires (``[OPTIONAL]`` ones left out)."""
+    found = re.search(r"^Usage: .*?python examples/\S+\.py(.*)$",
+                      path.read_text(encoding="utf-8"), re.MULTILINE)
+    assert found, f"{path.name} has no 'Usage: ... python examples/{path.name}' line"
+    words = found.group(1).split("(")[0].split()
+    return [word for word in words if not word.startswith("[")]
+
+
+def test_examples_without_their_arguments_print_a_usage_line(slack: FakeSlack,
+                                                             run: Any) -> None:
+    scripts = sorted(EXAMPLES.glob("*.py"))
+    for path in scripts:  # an example reading sys.argv says so in its Usage line
+        if "sys.argv" in path.read_text(encoding="utf-8"):
+            assert re.search(rf"examples/{path.name} +\S", path.read_text(encoding="utf-8"))
+    needing = {p.name: required_args(p) for p in scripts if required_args(p)}
+    assert sorted(needing) == ["connect_and_send.py", "greeter.py", "logger.py",
+                               "long_report.py", "presence_timecard.py"]
+    procs = {name: run(name, SLACK_APP_TOKEN=slack.app_token) for name in needing}
+    for name, proc in procs.items():
+        code = proc.finish()
+        assert code == 2, proc.describe()
+        assert proc.out == [] and len(proc.err) == 1, proc.describe()
+        assert re.match(rf"^usage: .*python \S*examples/{name} {' '.join(needing[name])}$",
+                        proc.err[0]), proc.describe()
+    assert slack.calls == []  # nothing connected before the arguments were checked
