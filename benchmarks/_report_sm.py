@@ -32,7 +32,7 @@ def excess(res: Any, r: Run) -> Optional[int]:
     client's baseline run of the same round at the same sequence numbers."""
     base = [b for b in res.select(r["client"], "refresh") if b["round"] == r["round"]
             and not b["opts"].get("refreshes") and b["status"] == "ok"]
-    if not base or r["status"] != "ok" or "late_in_windows" not in r:
+    if not base or r["status"] != "ok" or not r.get("sentinel") or "late_in_windows" not in r:
         return None
     windows = r.get("windows", [])
     base_late = sum(1 for s in base[0].get("late_seqs", [])

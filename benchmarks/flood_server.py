@@ -1,4 +1,4 @@
-"""A local Slack RTM flood server for benchmarks (stdlib only, one process of its own).
+"""A local Slack RTM and Socket Mode flood server for benchmarks (stdlib only, own process).
 
 One TCP port serves three things, told apart by the request line:
 
@@ -12,6 +12,11 @@ One TCP port serves three things, told apart by the request line:
   sequence number, then a ``bench_done`` sentinel; ``pace=0`` is as fast as TCP allows),
   ``drop`` (close without a close frame), ``halfopen`` (stop answering and sending, keep
   the TCP connection open), ``stats``.
+
+Socket Mode (``_flood_sm.py``): ``POST /api/apps.connections.open`` with an ``xapp-`` token
+hands out a one-time ``ws://127.0.0.1:<port>/socket-mode/<ticket>``; its connections get a
+Socket Mode ``hello``, and control commands for that app's tag (``flood`` with refreshes,
+``drop``, ``stats`` with ack counts) go to ``SMApp.command``.
 
 Run: ``python flood_server.py --port 0`` prints ``READY <port>`` on stdout once listening.
 """
