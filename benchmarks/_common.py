@@ -12,6 +12,7 @@ import resource
 import threading
 import time
 import urllib.request
+from array import array
 from typing import Any, Dict, Optional
 
 CHANNEL = "C024BE91L"
@@ -108,6 +109,24 @@ class Counter:
             out["server_seconds"] = float(self.sentinel["flood_end"]) - \
                 float(self.sentinel["flood_start"])
         return out
+
+
+class TimedCounter(Counter):
+    """A Counter that also notes, per sequence number, when the event was handled
+    (``handled``) and when the server's schedule sent it (``stamp``, the event's "t")."""
+
+    def __init__(self, n: int, lock: bool = False) -> None:
+        super().__init__(n, lock)
+        self.handled = array("d", bytes(8 * n))
+        self.stamp = array("d", bytes(8 * n))
+
+    def _feed(self, event: Dict[str, Any]) -> None:
+        seq = event.get("seq")
+        if type(seq) is int and 0 <= seq < self.n and not self.seen[seq] \
+                and event.get("type") == "message":
+            self.handled[seq] = time.time()
+            self.stamp[seq] = float(event.get("t", 0.0))
+        super()._feed(event)
 
 
 def rss_mb() -> float:

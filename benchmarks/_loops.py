@@ -63,12 +63,15 @@ class WSBare:
     def connect(self, api_url: str, token: str, keepalive: Optional[Tuple[float, float]]) -> None:
         import websocket
 
-        self.ws = websocket.create_connection(rtm_connect(api_url, token),
+        self.ws = websocket.create_connection(self._ws_url(api_url, token),
                                               skip_utf8_validation=self.skip_utf8)
         self.ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._prepare()
         hello = self._next()
         assert hello.get("type") == "hello", hello
+
+    def _ws_url(self, api_url: str, token: str) -> str:
+        return rtm_connect(api_url, token)
 
     def _prepare(self) -> None:
         pass

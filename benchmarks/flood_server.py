@@ -1,4 +1,4 @@
-"""A local Slack RTM flood server for benchmarks (stdlib only, one process of its own).
+"""A local Slack RTM and Socket Mode flood server for benchmarks (stdlib only, own process).
 
 One TCP port serves three things, told apart by the request line:
 
@@ -12,6 +12,11 @@ One TCP port serves three things, told apart by the request line:
   sequence number, then a ``bench_done`` sentinel; ``pace=0`` is as fast as TCP allows),
   ``drop`` (close without a close frame), ``halfopen`` (stop answering and sending, keep
   the TCP connection open), ``stats``.
+
+Socket Mode (``_flood_sm.py``): ``POST /api/apps.connections.open`` with an ``xapp-`` token
+hands out a one-time ``ws://127.0.0.1:<port>/socket-mode/<ticket>``; its connections get a
+Socket Mode ``hello``, and control commands for that app's tag (``flood`` with refreshes,
+``drop``, ``stats`` with ack counts) go to ``SMApp.command``.
 
 Run: ``python flood_server.py --port 0`` prints ``READY <port>`` on stdout once listening.
 """
@@ -27,8 +32,12 @@ import struct
 import sys
 import threading
 import time
+import uuid
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
+
+from _flood_sm import SMApp
+from _wsframe import frame
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _TEXT = "benchmark flood message " + "lorem ipsum dolor sit amet " * 6
@@ -38,16 +47,6 @@ _EVENT = (
     + '","ts":"1700000000.%06d","seq":%d,"team":"T024BE7LD","client_msg_id":"bench"}'
 ).encode()
 _BATCH = 512  # events rendered and written per sendall
-
-
-def frame(payload: bytes, opcode: int = 0x1) -> bytes:
-    """An unmasked server frame."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x80 | opcode, n)) + payload
-    if n < 65536:
-        return bytes((0x80 | opcode, 126)) + struct.pack("!H", n) + payload
-    return bytes((0x80 | opcode, 127)) + struct.pack("!Q", n) + payload
 
 
 def render_events(first: int, count: int) -> bytes:
@@ -208,6 +207,8 @@ class FloodServer:
         self.connects = 0
         self.received = 0
         self.ts = 0
+        self.sm_apps: Dict[str, SMApp] = {}
+        self.sm_tickets: Dict[str, SMApp] = {}
 
     def forget(self, conn: RTMConnection) -> None:
         with self.conns_lock:
@@ -268,12 +269,27 @@ class FloodServer:
                     "self": {"id": "U0BENCH", "name": "bench"},
                     "team": {"id": "T0BENCH", "name": "bench", "domain": "bench"},
                     "channels": [], "groups": [], "users": [], "ims": []}
+        if path == "/api/apps.connections.open":
+            if not token.startswith("xapp-"):
+                return {"ok": False, "error": "not_allowed_token_type"}
+            tag = token.rpartition("-")[2]
+            with self.conns_lock:
+                self.connects += 1
+                app = self.sm_apps.get(tag)
+                if app is None:
+                    app = self.sm_apps[tag] = SMApp(tag, len(self.sm_apps) + 1)
+                ticket = uuid.uuid4().hex
+                self.sm_tickets[ticket] = app
+            return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket-mode/{ticket}"}
         if path == "/api/auth.test":
             return {"ok": True, "user_id": "U0BENCH", "bot_id": "B0BENCH", "team_id": "T0BENCH",
                     "user": "bench", "team": "bench", "url": "http://bench/"}
         if not path.startswith("/control/"):
             return None
         command = path[len("/control/"):]
+        sm_app = self.sm_apps.get(query.get("tag", ""))
+        if sm_app is not None:
+            return sm_app.command(command, query)
         with self.conns_lock:
             conns = [c for c in self.conns if c.tag == query.get("tag", c.tag)]
         if command == "flood":
@@ -294,10 +310,21 @@ class FloodServer:
 
     def _upgrade(self, sock: socket.socket, target: str, headers: Dict[str, str],
                  rest: bytes) -> None:
+        app: Optional[SMApp] = None
+        if target.startswith("/socket-mode/"):
+            with self.conns_lock:  # a ticket is good for one connection
+                app = self.sm_tickets.pop(urlsplit(target).path.rsplit("/", 1)[1], None)
+            if app is None:
+                sock.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+                sock.close()
+                return
         key = headers.get("sec-websocket-key", "").encode()
         accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
         sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        if app is not None:
+            app.attach(sock, rest)
+            return
         tag = target.split("/")[2] if target.count("/") > 2 else ""
         conn = RTMConnection(self, sock, rest, tag)
         with self.conns_lock:

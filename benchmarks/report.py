@@ -10,6 +10,8 @@ import statistics
 import sys
 from typing import Any, Callable, Dict, List, Optional
 
+from _report_sm import render_sm
+
 Run = Dict[str, Any]
 FLOOR, CEILING, US = "ws-bare", "ws-ceiling", "slackrtm"
 
@@ -96,6 +98,7 @@ def _table(head: List[str], rows: List[List[str]]) -> str:
 
 def render(data: Dict[str, Any]) -> str:
     res = Results(data)
+    rtm_clients = [c for c in res.clients if not c.endswith("-sm")]
     out: List[str] = []
     m = data["machine"]
     load = m.get("loadavg_start"), m.get("loadavg_end")
@@ -105,7 +108,7 @@ def render(data: Dict[str, Any]) -> str:
                + " / ".join("n/a" if x is None else f"{x[0]:.1f}" for x in load))
 
     rows = []
-    for c in res.clients:
+    for c in rtm_clients:
         eps = res.eps(c)
         ladder = [r for r in res.select(c, "ladder") if clean(r)]
         best = max((float(r["opts"]["pace"]) for r in ladder), default=None)
@@ -124,7 +127,7 @@ def render(data: Dict[str, Any]) -> str:
                        "lost/dup/order", "max clean pace"], rows))
 
     rows = []
-    for c in res.clients:
+    for c in rtm_clients:
         p50 = res.median(c, "send", "p50_ms")
         bad = [r for r in res.select(c, "send") if r["status"] != "ok"]
         note = f" ({len(bad)}/{len(res.select(c, 'send'))} runs {bad[0]['status']})" if bad else ""
@@ -144,7 +147,7 @@ def render(data: Dict[str, Any]) -> str:
                       rows))
 
     rows = []
-    for c in res.clients:
+    for c in rtm_clients:
         mem = [r for r in res.select(c, "memory") if r["status"] == "ok"]
         r0: Run = mem[0] if mem else {}
         pace = float(r0.get("opts", {}).get("pace", 0) or 0) if r0 else 0
@@ -160,7 +163,9 @@ def render(data: Dict[str, Any]) -> str:
                f" after {data['sizes']['mem_events']:,} more")
     out.append(_table(["client", "idle CPU", "RSS connect", "after warm-up", "after all",
                        "growth", "peak", "lost/dup"], rows))
-    out.append("\n" + targets(res, data))
+    if rtm_clients:
+        out.append("\n" + targets(res, data))
+    out.append(render_sm(res, data, _table, res.faults))
     return "\n".join(out)
 
 

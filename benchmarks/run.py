@@ -33,13 +33,17 @@ sys.path.insert(0, HERE)
 from report import render  # noqa: E402
 from worker import IMPORTS  # noqa: E402
 
-CLIENTS = ["ws-bare", "ws-ceiling", "raw-loop", "slackrtm", "slack_sdk", "slackclient1"]
+CLIENTS = ["ws-bare", "ws-ceiling", "raw-loop", "slackrtm", "slack_sdk", "slackclient1",
+           "ws-bare-sm", "ws-ceiling-sm", "raw-loop-sm", "slackrtm-sm", "slack_sdk-sm"]
+SM_CLIENTS = {c for c in CLIENTS if c.endswith("-sm")}
 VENVS = {"main": (".venv", "requirements.txt"),
          "slackclient": (".venv-slackclient", "requirements-slackclient.txt")}
-SCENARIOS = ["inbound", "paced", "send", "sendpair", "sendmt", "reconnect", "idle", "memory",
-             "ladder"]
+SCENARIOS = ["inbound", "paced", "send", "sendpair", "sendmt", "reconnect", "refresh", "idle",
+             "memory", "ladder"]
 SUPPORTS = {"sendmt": {"slackrtm"}, "sendpair": {"slackrtm"},
-            "reconnect": {"slackrtm", "slack_sdk", "slackclient1"}}
+            "send": {c for c in CLIENTS if c not in SM_CLIENTS},
+            "reconnect": {"slackrtm", "slack_sdk", "slackclient1"},
+            "refresh": {"slackrtm-sm", "slack_sdk-sm"}}
 LADDER = [5000, 10000, 20000, 30000, 40000, 60000, 80000, 120000, 160000]
 
 
@@ -130,7 +134,10 @@ class Runner:
                       round=job["round"], wall_s=time.monotonic() - job["t0"], opts=job["opts"])
         self.runs.append(result)
         flag = "" if status == "ok" else f"  [{status}] {' | '.join(result['stderr'])[:200]}"
-        label = job["scenario"] if not job["opts"].get("pace") else f"@{job['opts']['pace']:g}/s"
+        opts = job["opts"]
+        label = job["scenario"] if not opts.get("pace") else f"@{opts['pace']:g}/s"
+        if job["scenario"] == "refresh":
+            label = f"refresh{opts['refreshes']}" + ("w" if opts.get("warning") else "")
         print(f"  r{job['round']} {label:9} {job['client']:12} {_brief(result)}{flag}", flush=True)
         return result
 
@@ -146,7 +153,13 @@ def _brief(r: Dict[str, Any]) -> str:
             ("sends_per_s", "{:,.0f} sends/s"),
             ("drop_to_ready_s", "drop->ready {:.3f} s"),
             ("halfopen_to_ready_s", "half-open {:.3f} s"),
-            ("cpu_pct", "cpu {:.4f}%"), ("growth_mb", "rss +{:.1f} MB"), ("error", "{}")]
+            ("cpu_pct", "cpu {:.4f}%"), ("growth_mb", "rss +{:.1f} MB"),
+            ("unacked", "unacked {}"), ("lat_p99_ms", "lateness p99 {:.1f} ms"),
+            ("lat_max_ms", "max {:.1f} ms"), ("late_count", "late {}"),
+            ("late_in_windows", "in windows {}"), ("error", "{}")]
+    if r.get("gaps_ms"):
+        gaps = [g for g in r["gaps_ms"] if g is not None]
+        keys.append(("refreshes_done", f"{{}} refreshes, gap max {max(gaps, default=0):.0f} ms"))
     return ", ".join(fmt.format(r[k]) for k, fmt in keys if r.get(k) is not None)
 
 
@@ -231,6 +244,18 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument("--commit", metavar="REV",
                    help="measure slackrtm as committed at REV (e.g. HEAD) instead of the"
                         " working tree")
+    p.add_argument("--refreshes", type=int, default=20, help="refreshes per refresh run")
+    p.add_argument("--refresh-pace", type=float, default=1000,
+                   help="envelopes/s of the refresh scenario's paced flood")
+    p.add_argument("--interval", type=float, default=0.005,
+                   help="the refresh flood's batch interval (the 'flood interval'), s")
+    p.add_argument("--warning", type=float, default=0.3,
+                   help="seconds between disconnect 'warning' and 'refresh_requested'")
+    p.add_argument("--grace", type=float, default=1.0,
+                   help="seconds from 'refresh_requested' until the server closes the old"
+                        " connection")
+    p.add_argument("--python", help="use this interpreter (with websocket-client, requests,"
+                   " blinker, slack_sdk, psutil) instead of creating benchmarks/.venv")
     p.add_argument("--output", default=os.path.join(HERE, "results", "latest.json"))
     args = p.parse_args(argv)
     q = args.quick
@@ -243,7 +268,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     clients = [c for c in CLIENTS if not (only & set(CLIENTS)) or c in only]
     scenarios = [s for s in SCENARIOS if not (only & set(SCENARIOS)) or s in only]
 
-    pythons = {key: ensure_venv(key) for key in VENVS}
+    pythons = {key: ensure_venv(key) for key in VENVS
+               if (key == "main" and not args.python)
+               or (key == "slackclient" and "slackclient1" in clients)}
+    if args.python:
+        pythons["main"] = args.python
     info = machine(pythons)
     source = REPO
     if args.commit:
@@ -257,14 +286,17 @@ def main(argv: Optional[List[str]] = None) -> None:
         for rnd in range(1, args.rounds + 1):
             print(f"round {rnd}/{args.rounds}", flush=True)
             order = clients[rnd - 1:] + clients[:rnd - 1]  # alternate who goes first
-            for scenario in ("inbound", "paced", "send", "sendpair", "sendmt", "reconnect"):
+            for scenario in ("inbound", "paced", "send", "sendpair", "sendmt", "reconnect",
+                             "refresh"):
                 if scenario not in scenarios:
                     continue
                 for client in order:
                     if scenario in SUPPORTS and client not in SUPPORTS[scenario]:
                         continue
                     if scenario == "inbound":
-                        runner.worker(client, "inbound", flood_timeout, rnd, events=args.events)
+                        slow = client in SM_CLIENTS and not q  # ws-bare-sm: ~4,000 env/s
+                        runner.worker(client, "inbound", 60.0 if slow else flood_timeout, rnd,
+                                      events=args.events)
                     elif scenario == "paced":
                         n = sizes["paced_events"]
                         runner.worker(client, "inbound", n / args.pace + flood_timeout, rnd,
@@ -273,6 +305,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                         runner.worker(client, scenario, 10.0, rnd, sends=sizes["sends"])
                     elif scenario == "sendmt":
                         runner.worker(client, "sendmt", 30.0, rnd, mt_sends=sizes["mt_sends"])
+                    elif scenario == "refresh":
+                        refresh_runs(runner, client, rnd, args)
                     elif rnd == 1 or not q:
                         runner.worker(client, "reconnect", 15.0, rnd,
                                       no_keepalive_wait=3.0 if q else 10.0)
@@ -288,6 +322,18 @@ def main(argv: Optional[List[str]] = None) -> None:
         json.dump(results, f, indent=1)
     print(render(results))
     print(f"\nresults written to {args.output}")
+
+
+def refresh_runs(runner: Runner, client: str, rnd: int, args: argparse.Namespace) -> None:
+    """The paced Socket Mode flood without refreshes (the baseline), then across
+    ``--refreshes`` refreshes, then across as many refreshes each announced by a warning."""
+    every, lead = 0.5, 1.0
+    n = int((lead + args.refreshes * every + 1.0) * args.refresh_pace)
+    timeout = n / args.refresh_pace + 20
+    for refreshes, warning in ((0, 0.0), (args.refreshes, 0.0), (args.refreshes, args.warning)):
+        runner.worker(client, "refresh", timeout, rnd, events=n, pace=args.refresh_pace,
+                      interval=args.interval, refreshes=refreshes, refresh_every=every,
+                      lead=lead, warning=warning, grace=args.grace)
 
 
 def once(runner: Runner, clients: List[str], scenarios: List[str], sizes: Dict[str, Any],

@@ -24,12 +24,17 @@ sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from _common import Control, Counter, cpu_seconds, percentile, rss_mb, thread_cpu
 from _loops import RawLoop, SlackClient1, WSBare, WSCeiling
+from _sm_clients import RawLoopSM, SlackRTMSM, SlackSDKSM, WSBareSM, WSCeilingSM
+from _sm_scenarios import acks, refresh
 from _threaded import SlackRTM, SlackSDKv2
 
 ADAPTERS: Dict[str, Any] = {a.name: a for a in
-                            (WSBare, WSCeiling, RawLoop, SlackRTM, SlackSDKv2, SlackClient1)}
+                            (WSBare, WSCeiling, RawLoop, SlackRTM, SlackSDKv2, SlackClient1,
+                             SlackRTMSM, SlackSDKSM, WSBareSM, WSCeilingSM, RawLoopSM)}
 IMPORTS = {"ws-bare": "websocket", "ws-ceiling": "websocket", "raw-loop": "websocket",
-           "slackrtm": "slackrtm", "slack_sdk": "slack_sdk.rtm_v2", "slackclient1": "slackclient"}
+           "slackrtm": "slackrtm", "slack_sdk": "slack_sdk.rtm_v2", "slackclient1": "slackclient",
+           "slackrtm-sm": "slackrtm", "slack_sdk-sm": "slack_sdk.socket_mode",
+           "ws-bare-sm": "websocket", "ws-ceiling-sm": "websocket", "raw-loop-sm": "websocket"}
 KEEPALIVE = (1.0, 0.5)  # ping after 1 s of silence, pong due within 0.5 s (where supported)
 TEXT = "benchmark send " + "x" * 100
 
@@ -45,6 +50,8 @@ def inbound(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, An
         out["error"] = f"{type(exc).__name__}: {exc}"[:300]
     if getattr(client, "concurrent_handlers", False) or isinstance(client, SlackRTM):
         time.sleep(0.5)  # late duplicates still count
+    if getattr(client, "socket_mode", False):
+        out.update(acks(ctl, args.events + 1))
     out.update(counter.result())
     out["cpu_s"] = cpu_seconds() - cpu0
     out["cpu_us_per_event"] = out["cpu_s"] / max(1, out["unique"]) * 1e6
@@ -203,7 +210,7 @@ def memory(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, Any
 
 SCENARIOS: Dict[str, Callable[[Any, Control, argparse.Namespace], Dict[str, Any]]] = {
     "inbound": inbound, "send": send, "sendpair": sendpair, "sendmt": sendmt,
-    "reconnect": reconnect, "idle": idle, "memory": memory,
+    "reconnect": reconnect, "idle": idle, "memory": memory, "refresh": refresh,
 }
 
 
@@ -249,6 +256,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument("--no-keepalive-wait", type=float, default=10.0,
                    help="how long to wait for a client without keep-alive to notice half-open")
     p.add_argument("--idle", type=float, default=30.0)
+    p.add_argument("--interval", type=float, default=0.005, help="paced flood batch interval")
+    p.add_argument("--refreshes", type=int, default=0)
+    p.add_argument("--refresh-every", type=float, default=0.5)
+    p.add_argument("--lead", type=float, default=1.0, help="seconds of flood before refreshes")
+    p.add_argument("--warning", type=float, default=0.0,
+                   help="send disconnect 'warning' this long before 'refresh_requested'")
+    p.add_argument("--grace", type=float, default=1.0,
+                   help="seconds from 'refresh_requested' to the server closing the connection")
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--cprofile", help="write a cProfile of all threads to this file")
     args = p.parse_args(argv)
@@ -259,7 +274,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         raise SystemExit(f"{args.client} does not support {args.scenario}")
     keepalive = KEEPALIVE if args.scenario == "reconnect" else None
     ctl = Control(args.api_url, args.tag)
-    token = f"xoxb-bench-{args.tag}"
+    token = f"{getattr(client, 'token_prefix', 'xoxb')}-bench-{args.tag}"
     importlib.import_module(IMPORTS[args.client])  # ready_s excludes the import (timed apart)
     # the client's threads start in connect(): profiling must be armed before it
     save = _profile_all_threads(args.cprofile) if args.cprofile else None
