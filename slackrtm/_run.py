@@ -154,6 +154,7 @@ class Run(Attempts, Writer):
                 self.future.cancel()
             if c._owns_web:  # leave no pooled HTTP connection behind (it reopens on demand)
                 c._web.close()
+            self._release()
             self.torn_down.set()
             self.dispatcher.event("disconnected")
             self.dispatcher.stop()
@@ -162,6 +163,9 @@ class Run(Attempts, Writer):
             self.finished.set()
         elif join_dispatcher and dispatcher is not me:
             dispatcher.join(_remaining(deadline))
+
+    def _release(self) -> None:
+        """The run is over: close what it holds besides sockets and threads."""
 
     def _wake_all(self) -> None:
         """Wake every thread that waits for work, so that each sees the stop."""

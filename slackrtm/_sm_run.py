@@ -14,6 +14,7 @@ across the switch is the order Slack sent in. The client stays ``ready`` through
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from concurrent.futures import Future
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -29,8 +30,6 @@ from slackrtm.errors import PlatformError, SlackRTMError, WebsocketError
 REFRESH_REASONS = frozenset({"warning", "refresh_requested"})
 #: Seconds a closing connection may take to deliver its last frames after a handover.
 DRAIN_TIMEOUT = 2.0
-#: How often the reader looks for a handover while a refresh is under way.
-POLL = 0.02
 
 
 class TooManyWebsockets(WebsocketError):
@@ -55,6 +54,11 @@ class SocketModeRun(Run):
         self.too_many = 0
         self.seen = Seen()
         self.hello_info: Dict[str, Any] = {}
+        # the refresher wakes the reader through this pair once the next connection is
+        # ready (or the refresh failed), wherever the reader is blocked
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
         super().__init__(client, args)
 
     def _extra_threads(self) -> List[Tuple[str, Callable[[], None]]]:
@@ -96,17 +100,18 @@ class SocketModeRun(Run):
 
     def _read_connections(self, transport: Transport) -> Tuple[SlackRTMError, Transport]:
         current = transport
-        polling = False
+        current.set_waker(self.wake_r)
         draining: Optional[Transport] = None  # the old connection, read to its end
         drain_until = 0.0
         held: List[Message] = []  # read on the new connection before the old one ended
         while True:
-            source = draining or current
             if held and draining is None:
+                source = current
                 messages, held = held, []
             else:
+                source = draining or current
                 try:
-                    messages = source.read()
+                    messages = source.read()  # returns empty-handed when the refresher wakes it
                 except WebsocketError as err:
                     if source is draining:
                         draining.release()
@@ -117,32 +122,29 @@ class SocketModeRun(Run):
                         return err, current
                     current.release()
                     current, held = nxt
+                    current.set_waker(self.wake_r)
                     continue
-            outcome = self._handle(messages, source)
-            if outcome is not None:
-                if draining is not None:
-                    draining.release()
-                return outcome, current
+            if messages or source.pongs:
+                outcome = self._handle(messages, source)
+                if outcome is not None:
+                    if draining is not None:
+                        draining.release()
+                    return outcome, current
             if draining is not None:
                 if monotonic() > drain_until:
                     self.log.debug("the old connection did not close in time: dropped")
                     draining.release()
                     draining = None
                 continue
-            if self.refreshing or self.handover is not None:
-                if not polling:
-                    current.poll_every(POLL)
-                    polling = True
+            if self.handover is not None:
                 nxt = self._take_handover()
                 if nxt is not None:
                     draining = current
                     draining.begin_close()
+                    draining.poll_every(DRAIN_TIMEOUT)  # a read returns by the deadline
                     drain_until = monotonic() + DRAIN_TIMEOUT
                     current, held = nxt
-                    polling = False
-            elif polling:
-                current.poll_every(None)
-                polling = False
+                    current.set_waker(self.wake_r)
 
     def _take_handover(self) -> Optional[Tuple[Transport, List[Message]]]:
         """The connection the refresher opened, now made the current one, or None."""
@@ -322,6 +324,18 @@ class SocketModeRun(Run):
         if late is not None:
             late[0].release()
         self.handed_over.set()
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        try:
+            self.wake_w.send(b"\0")
+        except OSError:  # the pair is closed (the run ended) or full (a wake is pending)
+            pass
+
+    def _release(self) -> None:
+        super()._release()
+        for end in (self.wake_r, self.wake_w):
+            end.close()
 
     def _open_next(self) -> Tuple[Transport, List[Message], Dict[str, Any]]:
         """The next connection, read up to and including its ``hello``."""

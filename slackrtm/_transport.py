@@ -10,6 +10,7 @@ Errors of websocket-client and the socket are turned into :class:`WebsocketError
 from __future__ import annotations
 
 import os
+import select
 import socket
 import ssl
 import struct
@@ -121,6 +122,8 @@ class Transport:
         self.pongs: List[bytes] = []
         #: A close frame was written (see begin_close): no data frame may follow it.
         self.close_sent = False
+        self._poller: Any = None  # watches the socket and a wake-up socket (set_waker)
+        self._waker: Optional[socket.socket] = None
         # the end of the connection, seen while parsing messages that arrived before it:
         # those are returned first, this is raised by the next read()
         self._ended: Optional[WebsocketError] = None
@@ -210,7 +213,46 @@ class Transport:
                 self._send_lock.release()
 
     # ------------------------------------------------------------------ reading
+    def set_waker(self, waker: socket.socket) -> None:
+        """From now on a byte arriving on ``waker`` (a socketpair end, non-blocking) makes
+        :meth:`read` return at once, maybe empty-handed (reader thread only)."""
+        poller: Any = None
+        if hasattr(select, "poll"):  # select() fails on descriptors over FD_SETSIZE
+            poller = select.poll()
+            poller.register(self._sock, select.POLLIN)
+            poller.register(waker, select.POLLIN)
+        self._poller, self._waker = poller, waker
+
+    def _wait_readable(self) -> None:
+        """With a waker: wait for data or a wake-up; raise _PollTimeout for the latter."""
+        pending = getattr(self._sock, "pending", None)
+        if pending is not None and pending():
+            return  # TLS data already decrypted and buffered: no need to wait
+        timeout = self._sock.gettimeout()
+        waker = self._waker
+        assert waker is not None
+        try:
+            if self._poller is not None:
+                ready = [fd for fd, _ in self._poller.poll(
+                    None if timeout is None else timeout * 1000)]
+            else:
+                ready = [s.fileno() for s in select.select([self._sock, waker], [], [],
+                                                           timeout)[0]]
+        except (OSError, ValueError) as exc:
+            raise WebsocketError(f"reading from {self.host} failed: {_describe(exc)}") from None
+        if not ready:
+            raise _PollTimeout()
+        if waker.fileno() in ready:
+            try:
+                waker.recv(4096)
+            except OSError:
+                pass
+            if len(ready) == 1:
+                raise _PollTimeout()
+
     def _fill(self) -> None:
+        if self._waker is not None:
+            self._wait_readable()
         try:
             n = self._sock.recv_into(self._rbuf)
         except socket.timeout:
