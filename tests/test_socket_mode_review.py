@@ -14,8 +14,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
-from slackrtm import Backoff, PlatformError, SocketModeClient, SocketModeRequest
-from slackrtm import _sm_run
+from slackrtm import PlatformError, SocketModeClient, _sm_run
 from slackrtm._sm_run import SocketModeRun
 from slackrtm.testing import FakeSlack
 from slackrtm.testing._conn import FakeConnection
