@@ -12,7 +12,7 @@ from slackrtm._core import State
 from slackrtm._dispatch import Dispatcher
 from slackrtm._host import Host, apply, monotonic
 from slackrtm._log import Log
-from slackrtm._transport import Transport, abort_handshake, safe_url
+from slackrtm._transport import Transport, safe_url
 from slackrtm.errors import (
     PlatformError,
     RateLimitedError,
@@ -152,7 +152,7 @@ class Attempts:
                 published.append(ws)
                 stopping = self.stop.is_set()
             if stopping:
-                abort_handshake(ws)
+                raise WebsocketError("the client is disconnecting")
 
         try:
             return Transport.open(url, timeout=c._hello_timeout, proxy=c._ws_proxy(url),

@@ -135,10 +135,11 @@ class Seen:
         self._size = size
         self._ids: OrderedDict[str, None] = OrderedDict()
 
-    def check(self, envelope_id: str, event_id: Optional[str]) -> bool:
+    def check(self, envelope_id: str, event_id: Any) -> bool:
         """Record both ids; True when either was seen before (a duplicate)."""
         ids = self._ids
-        keys = [envelope_id] if not event_id else [envelope_id, "event:" + event_id]
+        keys = [envelope_id, "event:" + event_id] if isinstance(event_id, str) and event_id \
+            else [envelope_id]
         duplicate = False
         for key in keys:
             if key in ids:

@@ -67,6 +67,10 @@ class SocketModeRun(Run):
     def _wake_all(self) -> None:
         super()._wake_all()
         self.refresh_wanted.set()
+        with self.c._lock:
+            pending = self.handover
+        if pending is not None:  # a connection opened for a refresh nobody will take now
+            pending[0].abort()
 
     def _open_source(self) -> Dict[str, Any]:
         return self.call_web(self.source_method, self.args)
@@ -95,6 +99,7 @@ class SocketModeRun(Run):
         with self.c._lock:
             self.refresh_gen += 1
             opened, self.handover = self.handover, None
+            self.transport = None  # no refresh may start for a connection given up
         if opened is not None:
             opened[0].release()
 
@@ -105,6 +110,11 @@ class SocketModeRun(Run):
         drain_until = 0.0
         held: List[Message] = []  # read on the new connection before the old one ended
         while True:
+            if self.stop.is_set():
+                if draining is not None:
+                    draining.release()
+                    self._drain_pause(False)
+                return WebsocketError("the client is disconnecting"), current
             if held and draining is None:
                 source = current
                 messages, held = held, []
@@ -116,6 +126,7 @@ class SocketModeRun(Run):
                     if source is draining:
                         draining.release()
                         draining = None
+                        self._drain_pause(False)
                         continue
                     nxt = self._await_handover(err)
                     if nxt is None:
@@ -129,16 +140,21 @@ class SocketModeRun(Run):
                 if outcome is not None:
                     if draining is not None:
                         draining.release()
+                        self._drain_pause(False)
                     return outcome, current
             if draining is not None:
-                if monotonic() > drain_until:
+                if messages or source.pongs:  # still talking: the drain ends after silence
+                    drain_until = monotonic() + DRAIN_TIMEOUT
+                elif monotonic() > drain_until:
                     self.log.debug("the old connection did not close in time: dropped")
                     draining.release()
                     draining = None
+                    self._drain_pause(False)
                 continue
             if self.handover is not None:
                 nxt = self._take_handover()
                 if nxt is not None:
+                    self._drain_pause(True)
                     draining = current
                     draining.begin_close()
                     draining.poll_every(DRAIN_TIMEOUT)  # a read returns by the deadline
@@ -146,16 +162,27 @@ class SocketModeRun(Run):
                     current, held = nxt
                     current.set_waker(self.wake_r)
 
+    def _drain_pause(self, paused: bool) -> None:
+        """While the old connection drains, the new one is not read: its keep-alive
+        deadlines stand still, as while the handlers are behind."""
+        with self.c._lock:
+            if paused:
+                self.c._core.pause(monotonic())
+            else:
+                self.c._core.resume(monotonic())
+        self.kick.set()
+
     def _take_handover(self) -> Optional[Tuple[Transport, List[Message]]]:
         """The connection the refresher opened, now made the current one, or None."""
         c = self.c
         with c._lock:
             ready = self.handover
-            if ready is None:
+            if ready is None or self.stop.is_set():
                 return None
             self.handover = None
             transport, held, data = ready
             self.transport = transport
+            self.teardown_reason = None  # whatever killed the old connection is past
             c._connect_data = data
             c._core.switched(monotonic())
         self.log.debug(f"refreshed: reading {transport.host} on a new connection")
@@ -167,7 +194,8 @@ class SocketModeRun(Run):
         """The current connection ended: when a refresh is under way, wait for it (the
         next connection may be moments away) instead of reconnecting."""
         deadline = monotonic() + self.c._hello_timeout + 5.0
-        while self.refreshing and not self.stop.is_set() and monotonic() < deadline:
+        while (self.refreshing or self.refresh_now) and not self.stop.is_set() \
+                and monotonic() < deadline:
             self.handed_over.wait(0.05)
         return self._take_handover()
 

@@ -122,8 +122,9 @@ class Transport:
         self.pongs: List[bytes] = []
         #: A close frame was written (see begin_close): no data frame may follow it.
         self.close_sent = False
-        self._poller: Any = None  # watches the socket and a wake-up socket (set_waker)
+        self._poller: Any = None  # watches the socket and the waker (set_waker)
         self._waker: Optional[socket.socket] = None
+        self._poll_time: Optional[float] = None
         # the end of the connection, seen while parsing messages that arrived before it:
         # those are returned first, this is raised by the next read()
         self._ended: Optional[WebsocketError] = None
@@ -216,33 +217,36 @@ class Transport:
     def set_waker(self, waker: socket.socket) -> None:
         """From now on a byte arriving on ``waker`` (a socketpair end, non-blocking) makes
         :meth:`read` return at once, maybe empty-handed (reader thread only)."""
-        poller: Any = None
-        if hasattr(select, "poll"):  # select() fails on descriptors over FD_SETSIZE
-            poller = select.poll()
-            poller.register(self._sock, select.POLLIN)
-            poller.register(waker, select.POLLIN)
-        self._poller, self._waker = poller, waker
+        self._waker = waker
+        self._poller = None
 
     def _wait_readable(self) -> None:
-        """With a waker: wait for data or a wake-up; raise _PollTimeout for the latter."""
+        """With a waker or a poll time: wait for data; raise _PollTimeout when the waker
+        rang or the poll time passed first. The socket itself stays blocking, so no
+        write on it is ever cut short."""
         pending = getattr(self._sock, "pending", None)
         if pending is not None and pending():
             return  # TLS data already decrypted and buffered: no need to wait
-        timeout = self._sock.gettimeout()
         waker = self._waker
-        assert waker is not None
+        watched = [self._sock] if waker is None else [self._sock, waker]
+        timeout = self._poll_time
         try:
-            if self._poller is not None:
+            if hasattr(select, "poll"):  # select() fails on descriptors over FD_SETSIZE
+                if self._poller is None:
+                    self._poller = select.poll()
+                    for s in watched:
+                        self._poller.register(s, select.POLLIN)
                 ready = [fd for fd, _ in self._poller.poll(
                     None if timeout is None else timeout * 1000)]
             else:
-                ready = [s.fileno() for s in select.select([self._sock, waker], [], [],
-                                                           timeout)[0]]
+                ready = [s.fileno() for s in select.select(watched, [], [], timeout)[0]]
         except (OSError, ValueError) as exc:
+            if self._closed.is_set():
+                raise WebsocketError(f"the connection to {self.host} was closed") from None
             raise WebsocketError(f"reading from {self.host} failed: {_describe(exc)}") from None
         if not ready:
             raise _PollTimeout()
-        if waker.fileno() in ready:
+        if waker is not None and waker.fileno() in ready:
             try:
                 waker.recv(4096)
             except OSError:
@@ -251,14 +255,10 @@ class Transport:
                 raise _PollTimeout()
 
     def _fill(self) -> None:
-        if self._waker is not None:
+        if self._waker is not None or self._poll_time is not None:
             self._wait_readable()
         try:
             n = self._sock.recv_into(self._rbuf)
-        except socket.timeout:
-            if self._closed.is_set():
-                raise WebsocketError(f"the connection to {self.host} was closed") from None
-            raise _PollTimeout() from None
         except (OSError, ValueError) as exc:
             if self._closed.is_set():
                 raise WebsocketError(f"the connection to {self.host} was closed") from None
@@ -396,11 +396,8 @@ class Transport:
 
     def poll_every(self, seconds: Optional[float]) -> None:
         """Make :meth:`read` return (maybe empty-handed) at least every ``seconds``; None:
-        block until data again. Reader thread only."""
-        try:
-            self._sock.settimeout(seconds)
-        except OSError:
-            pass
+        block until data again. Reader thread only; writes are not affected."""
+        self._poll_time = seconds
 
     # ------------------------------------------------------------------ teardown
     def abort(self) -> None:

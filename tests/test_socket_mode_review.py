@@ -1,9 +1,9 @@
 """Review of SocketModeClient (issue 9): refresh handover, drain, keep-alive, shutdown.
 
-Tests marked ``xfail(strict=True)`` reproduce a defect found in review (see each reason);
-the others guard a promise of the issue. Some tests widen a narrow race window by
-wrapping one private method (documented in each test): the interleaving they force is one
-the scheduler can produce on its own.
+Tests headed by a "fixed in review" comment reproduced a defect found in review (the
+comment says which); the others guard a promise of the issue. Some tests widen a narrow
+race window by wrapping one private method (documented in each test): the interleaving
+they force is one the scheduler can produce on its own.
 """
 
 from __future__ import annotations
@@ -73,10 +73,9 @@ def second_connection_ready(slack: FakeSlack) -> FakeConnection:
 
 
 # ====================================================================== handover stalls
-@pytest.mark.xfail(strict=True, reason=(
-    "F1: the reader blocks in read() on the old connection without a timeout; a refresh "
-    "started by the connection's lifetime (no frame arrives on the old connection) is "
-    "only taken over when the keep-alive pong wakes the reader (client_ping_timeout)"))
+# fixed in review: F1: the reader blocks in read() on the old connection without a timeout;
+#  a refresh started by the connection's lifetime (no frame arrives on the old connection)
+#  is only taken over when the keep-alive pong wakes the reader (client_ping_timeout)
 def test_review_lifetime_refresh_is_taken_over_at_once(slack: FakeSlack, smake: Make) -> None:
     slack.connection_time = 1  # the client refreshes ~0.9 s after hello
     client = smake(**QUIET)
@@ -92,10 +91,9 @@ def test_review_lifetime_refresh_is_taken_over_at_once(slack: FakeSlack, smake: 
         wake_reader(slack, client, old)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "F1: after a 'warning' the reader goes back to a blocking read() before the "
-    "refresher set `refreshing`; the handover waits for the next frame on the old "
-    "connection (Slack's refresh_requested, seconds later)"))
+# fixed in review: F1: after a 'warning' the reader goes back to a blocking read() before
+#  the refresher set `refreshing`; the handover waits for the next frame on the old
+#  connection (Slack's refresh_requested, seconds later)
 def test_review_warning_refresh_is_taken_over_at_once(slack: FakeSlack, smake: Make,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     # the refresher thread is scheduled a little after the reader (forced, else racy)
@@ -121,9 +119,8 @@ def test_review_warning_refresh_is_taken_over_at_once(slack: FakeSlack, smake: M
 
 
 # ====================================================================== bad input
-@pytest.mark.xfail(strict=True, reason=(
-    "F2: Seen.check does 'event:' + event_id: a non-string event_id (int, list) raises "
-    "TypeError in the reader, which ends the whole run"))
+# fixed in review: F2: Seen.check does 'event:' + event_id: a non-string event_id (int,
+#  list) raises TypeError in the reader, which ends the whole run
 def test_review_a_non_string_event_id_does_not_end_the_run(slack: FakeSlack,
                                                            smake: Make) -> None:
     client = smake()
@@ -141,11 +138,10 @@ def test_review_a_non_string_event_id_does_not_end_the_run(slack: FakeSlack,
 
 
 # ====================================================================== shutdown
-@pytest.mark.xfail(strict=True, reason=(
-    "F3: disconnect() while a handover is pending: shutdown aborts only self.transport "
-    "(the old connection); the reader's read fails, _await_handover takes the pending "
-    "handover although the run is stopping, and blocks reading the new connection "
-    "forever: the reader outlives disconnect() and the new socket stays open"))
+# fixed in review: F3: disconnect() while a handover is pending: shutdown aborts only
+#  self.transport (the old connection); the reader's read fails, _await_handover takes the
+#  pending handover although the run is stopping, and blocks reading the new connection
+#  forever: the reader outlives disconnect() and the new socket stays open
 def test_review_disconnect_with_a_pending_handover(slack: FakeSlack, smake: Make,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     # the reader has not got round to the handover yet when disconnect() comes (with F1
@@ -174,10 +170,9 @@ def test_review_disconnect_with_a_pending_handover(slack: FakeSlack, smake: Make
             conn.drop("reset")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "F4: while draining the old connection the read loop never looks at `stop`: "
-    "disconnect() aborts only the new connection, and the reader reads the old one "
-    "until DRAIN_TIMEOUT (2 s), outliving disconnect(timeout=0.5)"))
+# fixed in review: F4: while draining the old connection the read loop never looks at
+#  `stop`: disconnect() aborts only the new connection, and the reader reads the old one
+#  until DRAIN_TIMEOUT (2 s), outliving disconnect(timeout=0.5)
 def test_review_disconnect_during_the_drain(slack: FakeSlack, smake: Make,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     # the old connection never answers the client's close frame (a lost close, a slow
@@ -200,10 +195,9 @@ def test_review_disconnect_during_the_drain(slack: FakeSlack, smake: Make,
     assert not client_threads(), client_threads()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "F5: the drain deadline counts time the reader spent paused on a full backlog: "
-    "envelopes the old connection delivered before its close are dropped unread (never "
-    "acked, redelivered later out of order, or lost when Slack stops retrying)"))
+# fixed in review: F5: the drain deadline counts time the reader spent paused on a full
+#  backlog: envelopes the old connection delivered before its close are dropped unread
+#  (never acked, redelivered later out of order, or lost when Slack stops retrying)
 def test_review_a_slow_drain_loses_nothing(slack: FakeSlack, smake: Make,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_sm_run, "DRAIN_TIMEOUT", 0.5)  # 2 s in production: same story
@@ -240,10 +234,9 @@ def test_review_a_slow_drain_loses_nothing(slack: FakeSlack, smake: Make,
     assert texts(rec) == ["block", *bigs, "after"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "F6: teardown_reason is not reset when a handover makes another connection current; "
-    "a teardown of the old connection (failed ping while waiting for the refresh) later "
-    "replaces link_disabled of the new one, and the run reconnects instead of ending"))
+# fixed in review: F6: teardown_reason is not reset when a handover makes another connection
+#  current; a teardown of the old connection (failed ping while waiting for the refresh)
+#  later replaces link_disabled of the new one, and the run reconnects instead of ending
 def test_review_link_disabled_after_a_handover_ends_the_run(slack: FakeSlack,
                                                             smake: Make) -> None:
     slack.close_delay = 30.0
@@ -270,10 +263,9 @@ def test_review_link_disabled_after_a_handover_ends_the_run(slack: FakeSlack,
     assert rec.of("reconnecting") == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "F7: _await_handover waits only while `refreshing`; a refresh Slack asked for whose "
-    "refresher has not started yet (refresh_now) is not waited for when the old "
-    "connection closes right after its disconnect frame: a full reconnect follows"))
+# fixed in review: F7: _await_handover waits only while `refreshing`; a refresh Slack asked
+#  for whose refresher has not started yet (refresh_now) is not waited for when the old
+#  connection closes right after its disconnect frame: a full reconnect follows
 def test_review_old_connection_closing_at_once_after_refresh_requested(
         slack: FakeSlack, smake: Make, monkeypatch: pytest.MonkeyPatch) -> None:
     original = SocketModeRun._refresh
@@ -294,10 +286,9 @@ def test_review_old_connection_closing_at_once_after_refresh_requested(
     assert slack.call_count("apps.connections.open") == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "F8: a handshake that starts after shutdown took its snapshot is 'aborted' in "
-    "publish() before websocket-client made its socket (ws.sock is None: a no-op); "
-    "it then runs to hello_timeout and the thread outlives disconnect()"))
+# fixed in review: F8: a handshake that starts after shutdown took its snapshot is 'aborted'
+#  in publish() before websocket-client made its socket (ws.sock is None: a no-op); it then
+#  runs to hello_timeout and the thread outlives disconnect()
 def test_review_disconnect_just_before_the_refresh_handshake(
         slack: FakeSlack, smake: Make, monkeypatch: pytest.MonkeyPatch) -> None:
     original = SocketModeRun.open_transport
@@ -323,10 +314,9 @@ def test_review_disconnect_just_before_the_refresh_handshake(
     assert not client_threads(), client_threads()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "F9: _discard_handover runs before _supervise clears self.transport: a refresh that "
-    "starts in between (state still ready) stores a handover no read loop will take or "
-    "discard; when the run then ends outside a read loop (backoff) the socket leaks"))
+# fixed in review: F9: _discard_handover runs before _supervise clears self.transport: a
+#  refresh that starts in between (state still ready) stores a handover no read loop will
+#  take or discard; when the run then ends outside a read loop (backoff) the socket leaks
 def test_review_a_handover_stored_after_the_reader_gave_up_is_closed(
         slack: FakeSlack, smake: Make, monkeypatch: pytest.MonkeyPatch) -> None:
     original = SocketModeRun._discard_handover
@@ -353,10 +343,9 @@ def test_review_a_handover_stored_after_the_reader_gave_up_is_closed(
                      what="the refresher's connection closed")  # fails: it stays open
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "F10: poll_every() sets the socket timeout, which also bounds the writer's sendall: "
-    "while a refresh is under way any write to the old connection that waits more than "
-    "20 ms for buffer space fails, failing the ack and tearing the connection down"))
+# fixed in review: F10: poll_every() sets the socket timeout, which also bounds the writer's
+#  sendall: while a refresh is under way any write to the old connection that waits more
+#  than 20 ms for buffer space fails, failing the ack and tearing the connection down
 def test_review_a_slow_write_during_a_refresh_is_not_a_failure(slack: FakeSlack,
                                                                smake: Make) -> None:
     slack.close_delay = 30.0
