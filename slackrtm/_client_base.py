@@ -253,7 +253,9 @@ class BaseClient:
         """Start if needed (``args`` as for :meth:`start`), then block until disconnected.
 
         Ctrl-C or SIGTERM (on the main thread) disconnect cleanly and return. When the run
-        ends for another reason than ``disconnect()``, the error that ended it is raised.
+        ends for another reason than ``disconnect()``, the error that ended it is raised,
+        also when it ended before this call (between ``start()`` and ``run_forever()``):
+        that run is not started again; a later call starts a new one.
         """
         previous: Any = None
         main = threading.current_thread() is threading.main_thread()
@@ -263,7 +265,9 @@ class BaseClient:
             previous = signal.signal(signal.SIGTERM, on_term)
         try:
             run = self._run
-            if run is None or run.stopping:
+            unraised = run is not None and run.stopping and not run.explicit \
+                and run.error is not None and not run.error_raised
+            if run is None or (run.stopping and not unraised):
                 self.start(**args)
                 run = self._run
             assert run is not None
@@ -277,6 +281,7 @@ class BaseClient:
             if main:
                 signal.signal(signal.SIGTERM, previous)
         if run.error is not None and not run.explicit:
+            run.error_raised = True
             raise run.error
 
     def __enter__(self: C) -> C:

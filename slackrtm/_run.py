@@ -60,6 +60,7 @@ class Run(Attempts, Writer):
         self.stopping = False
         self.explicit = False
         self.error: Optional[BaseException] = None
+        self.error_raised = False  # run_forever() raised it already
         self.transport: Optional[Transport] = None
         self.teardown_reason: Optional[SlackRTMError] = None
         self.http_scopes: Set[Any] = set()  # in-flight Web API calls, aborted by shutdown

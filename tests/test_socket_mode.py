@@ -406,3 +406,19 @@ def test_seen_ids_are_bounded_and_catch_either_id() -> None:
     for i in range(3, 10):
         assert not seen.check(f"e{i}", f"Ev{i}")
     assert not seen.check("e1", "Ev1")  # forgotten: only the last `size` ids are kept
+
+
+def test_run_forever_raises_an_error_that_ended_the_run_before_it_was_called(
+        slack: FakeSlack, smake: Make) -> None:
+    """link_disabled between start() and run_forever(): the run is not started again."""
+    client = smake()
+    rec = Recorder().attach(client, "disconnected")
+    client.start().result(timeout=5)
+    slack.disconnect("link_disabled")
+    rec.wait_for("disconnected")
+    with pytest.raises(PlatformError, match="link_disabled"):
+        client.run_forever()
+    assert slack.call_count("apps.connections.open") == 1
+    client.once("ready", lambda: client.disconnect())
+    client.run_forever()  # raised once: a later call starts a new run
+    assert slack.call_count("apps.connections.open") == 2
