@@ -254,8 +254,8 @@ class BaseClient:
 
         Ctrl-C or SIGTERM (on the main thread) disconnect cleanly and return. When the run
         ends for another reason than ``disconnect()``, the error that ended it is raised,
-        also when it ended before this call (between ``start()`` and ``run_forever()``):
-        that run is not started again; a later call starts a new one.
+        also when it ended after ``start()``'s future resolved and before this call: that
+        run is not started again (a later call starts a new one).
         """
         previous: Any = None
         main = threading.current_thread() is threading.main_thread()

@@ -60,7 +60,7 @@ class Run(Attempts, Writer):
         self.stopping = False
         self.explicit = False
         self.error: Optional[BaseException] = None
-        self.error_raised = False  # run_forever() raised it already
+        self.error_raised = False  # start()'s future or run_forever() reported it already
         self.transport: Optional[Transport] = None
         self.teardown_reason: Optional[SlackRTMError] = None
         self.http_scopes: Set[Any] = set()  # in-flight Web API calls, aborted by shutdown
@@ -122,6 +122,7 @@ class Run(Attempts, Writer):
                 self.dispatcher.event("error", error)
                 if not self.future.done():
                     self.future.set_exception(error)
+                    self.error_raised = True  # start()'s future reports it
             self.dispatcher.event("disconnecting")
             self.dispatcher.interrupt()  # abort what observers do (a backfill's HTTP calls)
             for scope in scopes:
