@@ -81,16 +81,20 @@ def test_paced_bursts_from_many_threads_all_get_their_own_reply(slack: FakeSlack
 
 def test_a_slow_down_reply_slows_the_channel_and_resends_once(slack: FakeSlack,
                                                               make: Make) -> None:
-    slack.message_rate = (10.0, 2)  # stricter than the client: two of four are refused
-    rtm = make(send_rate=SendRate(per_second=20.0, burst=4))
+    # the fake refills 2 sends/s: a burst of four loses the last ones; the client, slowed
+    # to half its 2/s after the refusal, resends each refused one after the fake refilled
+    slack.message_rate = (2.0, 2)
+    rtm = make(send_rate=SendRate(per_second=2.0, burst=4))
     rtm.start().result(timeout=5)
     general = slack.channel_id("general")
     futs = [rtm.send_message(f"m{i}", general) for i in range(4)]
-    replies = [f.result(timeout=5) for f in futs]
+    replies = [f.result(timeout=10) for f in futs]
     assert [r["text"] for r in replies] == ["m0", "m1", "m2", "m3"]
-    assert [f["text"] for f in slack.rate_limited] == ["m2", "m3"]
+    refused = [f["text"] for f in slack.rate_limited]
+    assert refused and set(refused) <= {"m2", "m3"}, refused  # m2, m3 unless sends crawled
     assert [m["text"] for m in slack.messages(general)] == ["m0", "m1", "m2", "m3"]
-    assert messages_to(slack, general) == ["m0", "m1", "m2", "m3", "m2", "m3"]
+    written = messages_to(slack, general)
+    assert sorted(written) == sorted(["m0", "m1", "m2", "m3"] + refused)  # each resent once
     assert slack.connect_count == 1
 
 
