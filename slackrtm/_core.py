@@ -11,111 +11,40 @@ The core is not thread-safe by itself; the client serialises every call with one
 
 from __future__ import annotations
 
-import enum
 import json
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from slackrtm._backoff import Backoff
 from slackrtm._pacing import Pacer, is_slow_down, paced_channel
 from slackrtm._split import MAX_MESSAGE_LENGTH
+from slackrtm._states import (
+    RECONNECT_EVENTS,
+    TRANSITIONS,
+    Effect,
+    IllegalTransition,
+    PingDue,
+    Resolve,
+    Send,
+    State,
+    Teardown,
+    Timeouts,
+    WriteDue,
+)
 from slackrtm.errors import (
     MessageTooLongError,
     NoReplyReceivedError,
     SendMessagePlatformError,
     SendWhileDisconnectedError,
-    SlackRTMError,
     WebsocketError,
 )
 
+__all__ = ["RECONNECT_EVENTS", "TRANSITIONS", "Core", "Effect", "IllegalTransition",
+           "PingDue", "Resolve", "Send", "State", "Teardown", "Timeouts", "WriteDue"]
+
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-class State(str, enum.Enum):
-    """Connection states, as reported by ``RTMClient.state``."""
-
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    READY = "ready"
-    RECONNECTING = "reconnecting"
-    DISCONNECTING = "disconnecting"
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-
-#: The only legal transitions. Anything else is a bug and raises IllegalTransition.
-TRANSITIONS: Dict[State, frozenset[State]] = {
-    State.DISCONNECTED: frozenset({State.CONNECTING}),
-    State.CONNECTING: frozenset({State.CONNECTED, State.RECONNECTING, State.DISCONNECTING}),
-    State.CONNECTED: frozenset({State.READY, State.RECONNECTING, State.DISCONNECTING}),
-    State.READY: frozenset({State.RECONNECTING, State.DISCONNECTING}),
-    State.RECONNECTING: frozenset({State.CONNECTING, State.DISCONNECTING}),
-    State.DISCONNECTING: frozenset({State.DISCONNECTED}),
-}
-
-#: Events that make Slack close the connection soon: reconnect at once.
-RECONNECT_EVENTS = frozenset({"goodbye", "team_migration_started"})
-
-
-class IllegalTransition(RuntimeError):
-    """A state change the state machine does not allow (a bug in the caller)."""
-
-
-@dataclass
-class Send:
-    """One outgoing message: queued, then written, then (maybe) awaiting its reply."""
-
-    type: str
-    body: Dict[str, Any]
-    await_reply: bool
-    future: Optional[Future[Any]]  # None: internal (pings, presence re-subscription)
-    id: int = 0
-    deadline: float = 0.0
-    seq: int = 0  # submission order (pacing keeps it per channel)
-    retried: bool = False  # resent once after Slack's "slow down"
-
-
-@dataclass
-class Resolve:
-    """Effect: complete ``future`` with ``result``, or fail it with ``error``."""
-
-    future: Future[Any]
-    result: Any = None
-    error: Optional[BaseException] = None
-
-
-@dataclass
-class Teardown:
-    """Effect: the current connection is dead (``reason``): tear the socket down now."""
-
-    reason: SlackRTMError
-
-
-@dataclass
-class PingDue:
-    """Effect: a ping was queued; the writer should be woken to write it."""
-
-
-class WriteDue(PingDue):
-    """Effect: a send held back by its channel's send rate may go now (or a resend after
-    ``slow down`` was queued): wake the writer, and the timer to recompute its deadline."""
-
-
-Effect = Union[Resolve, Teardown, PingDue]
-
-
-@dataclass
-class Timeouts:
-    """The client's timing settings, all in seconds."""
-
-    client_ping: float = 10.0
-    server_pong: float = 5.0
-    reply: float = 30.0
-    hello: float = 10.0
 
 
 @dataclass

@@ -94,7 +94,7 @@ def test_a_slow_down_reply_slows_the_channel_and_resends_once(slack: FakeSlack,
     assert refused and set(refused) <= {"m2", "m3"}, refused  # m2, m3 unless sends crawled
     assert [m["text"] for m in slack.messages(general)] == ["m0", "m1", "m2", "m3"]
     written = messages_to(slack, general)
-    assert sorted(written) == sorted(["m0", "m1", "m2", "m3"] + refused)  # each resent once
+    assert sorted(written) == sorted(["m0", "m1", "m2", "m3", *refused])  # each resent once
     assert slack.connect_count == 1
 
 
