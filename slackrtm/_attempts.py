@@ -53,7 +53,7 @@ class Attempts:
 
     def _open_source(self) -> Dict[str, Any]:
         """Call the Web API method that hands out a WebSocket URL; the answer has ``url``."""
-        raise NotImplementedError
+        return self.call_web(self.source_method, self.args)
 
     def _read_loop(self, transport: Transport) -> Tuple[SlackRTMError, Transport]:
         """Read until the connection ends; return why, and the transport it ended on

@@ -244,7 +244,9 @@ class _Pages:
         self._first = self._page(None)
 
     def _page(self, cursor: Optional[str]) -> Any:
-        params = dict(self._params, cursor=cursor) if cursor else self._params
+        # after the first page (sized to what is delivered), full pages: counting the rest
+        # takes as few calls as it can
+        params = dict(self._params, cursor=cursor, limit=_PAGE) if cursor else self._params
         # the WebClient waits out 429s itself (max_rate_limit_retries); a RateLimitedError
         # that still comes through is waited out here, a few more rounds
         for _ in range(MAX_RATE_LIMIT_ROUNDS):
@@ -275,8 +277,9 @@ def attach(registry: Registry, web: Any, log: Log, *, store: bool,
            ) -> Tuple[Optional[Store], Optional[Backfill]]:
     """Validate the options and add the store and backfill observers to ``registry``.
 
-    Any client class that dispatches Slack events through a :class:`Registry` (RTM, Socket
-    Mode) enables both with this call, plus ``dispatcher.interrupt()`` in its shutdown.
+    Any client class that dispatches Slack events through a :class:`Registry` enables both
+    with this call (the run's shutdown interrupts the dispatcher's observers). ``web``
+    needs a token the Web API methods accept: a bot token, not Socket Mode's app token.
     """
     if backfill not in (False, True, "count"):
         raise ValueError(f"backfill must be False, True or 'count', got {backfill!r}")

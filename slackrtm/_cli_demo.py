@@ -74,12 +74,14 @@ class DemoBot:
             self.reply(event["channel"], self.count())
 
     def count(self) -> str:
+        """The reactions counted so far, as the bot says them."""
         with self.cond:
             counted = sum(self.reactions.values())
             detail = ", ".join(f":{name}: {n}" for name, n in self.reactions.items())
         return f"{counted} reactions so far: {detail or 'none'}"
 
     def on_slash_command(self, request: SocketModeRequest) -> None:
+        """Answer ``/reactions`` in the acknowledgement's response payload."""
         # Socket Mode only. The response payload goes in the acknowledgement: Slack shows
         # it to the user who ran the command.
         if request.payload.get("command") == "/reactions":

@@ -96,8 +96,8 @@ class SocketModeRequest:
         with self._lock:
             future = self._future
             if future is None:
+                text = ack_text(self.envelope_id, payload)  # raises on a non-JSON payload
                 future = self._future = Future()
-                text = ack_text(self.envelope_id, payload)
             else:
                 text = ""
         if not text:
@@ -120,8 +120,9 @@ class SocketModeRequest:
 
     def finish(self) -> None:
         """Every handler ran: acknowledge the envelope with an empty payload if none did."""
-        if self._future is not None:
-            return
+        with self._lock:
+            if self._future is not None:
+                return
         if self._manual:
             self._run.log.warn(f"no handler acknowledged envelope {self.envelope_id} "
                                f"({self.type}): acknowledged with an empty payload")

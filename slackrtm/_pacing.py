@@ -1,8 +1,8 @@
 """Pacing of sends per channel: token buckets and the queues of sends held back by them.
 
 Pure arithmetic on times passed in: no clock, no thread, no lock (the core, which calls
-this, is serialised by the client's lock; :class:`SharedBuckets` adds its own lock for the
-Web API). Slack answers more than about one message per second per channel with a
+this, is serialised by the client's lock; the Web API's buckets in ``_tiers`` add their
+own lock). Slack answers more than about one message per second per channel with a
 ``slow down`` error, so sends that carry a ``channel`` wait for a token of that channel's
 bucket; sends to other channels never wait behind them.
 """

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional, Tuple
 
-from slackrtm._core import RECONNECT_EVENTS, PingDue, Resolve
+from slackrtm._core import RECONNECT_EVENTS
 from slackrtm._dispatch import Entry
-from slackrtm._run import Run, apply, monotonic
+from slackrtm._run import Run, monotonic
 from slackrtm._transport import Transport
 from slackrtm.errors import SlackRTMError, WebsocketError
 
@@ -21,9 +21,6 @@ class RTMRun(Run):
     def source_method(self) -> str:  # type: ignore[override]
         """``rtm.connect``, or ``rtm.start`` when the client asked for its workspace cache."""
         return "rtm.connect" if self.use_rtm_connect else "rtm.start"
-
-    def _open_source(self) -> Dict[str, Any]:
-        return self.call_web(self.source_method, self.args)
 
     def _read_loop(self, transport: Transport) -> Tuple[SlackRTMError, Transport]:
         c = self.c
@@ -78,10 +75,7 @@ class RTMRun(Run):
                     effects: List[Any] = []
                     for frame in replies:
                         effects.extend(core.inbound(frame, now))
-                if any(isinstance(e, PingDue) for e in effects):  # pacing: a resend queued
-                    self.kick.set()
-                    effects = [e for e in effects if isinstance(e, Resolve)]
-                apply(effects)
+                self.settle(effects)
             else:
                 core.last_inbound = now  # a float store: atomic, read under the lock later
             if entries:

@@ -61,6 +61,7 @@ class Run(Attempts, Writer):
         self.explicit = False
         self.error: Optional[BaseException] = None
         self.error_raised = False  # start()'s future or run_forever() reported it already
+        self.pauses: Set[str] = set()  # why deadlines stand still (see _pause)
         self.transport: Optional[Transport] = None
         self.teardown_reason: Optional[SlackRTMError] = None
         self.http_scopes: Set[Any] = set()  # in-flight Web API calls, aborted by shutdown
@@ -213,6 +214,13 @@ class Run(Attempts, Writer):
         disp.put(entries)
         return None
 
+    def settle(self, effects: List[Any]) -> None:
+        """Carry out what matching replies gave: complete futures; a resend queued by
+        pacing wakes the timer (which wakes the writer)."""
+        if any(isinstance(e, PingDue) for e in effects):
+            self.kick.set()
+        apply([e for e in effects if isinstance(e, Resolve)])
+
     def pongs_as_replies(self, transport: Transport) -> List[Dict[str, Any]]:
         """Pong control frames as reply frames to the keep-alive pings they answer."""
         replies: List[Dict[str, Any]] = []
@@ -221,13 +229,18 @@ class Run(Attempts, Writer):
                 replies.append({"reply_to": int(payload)})
         return replies
 
-    def _pause(self, paused: bool) -> None:
+    def _pause(self, paused: bool, reason: str = "backlog") -> None:
+        """Keep-alive and reply deadlines stand still while any reason holds (the handlers
+        are behind; Socket Mode: the new connection waits while the old one drains)."""
         with self.c._lock:
             if paused:
+                self.pauses.add(reason)
                 self.c._core.pause(monotonic())
             else:
-                self.c._core.resume(monotonic())
-        if paused:
+                self.pauses.discard(reason)
+                if not self.pauses:
+                    self.c._core.resume(monotonic())
+        if paused and reason == "backlog":
             self.log.debug(f"handlers are {self.dispatcher.backlog} events behind: reading "
                           "paused until they catch up")
         self.kick.set()

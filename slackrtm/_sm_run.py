@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from slackrtm._core import State
 from slackrtm._dispatch import Entry
 from slackrtm._envelope import Seen, SocketModeRequest
-from slackrtm._run import Bound, Host, Run, apply, monotonic
+from slackrtm._run import Bound, Host, Run, monotonic
 from slackrtm._transport import Message, Transport
 from slackrtm.errors import PlatformError, SlackRTMError, WebsocketError
 
@@ -53,7 +53,6 @@ class SocketModeRun(Run):
         self.handover: Optional[Tuple[Transport, List[Message], Dict[str, Any]]] = None
         self.too_many = 0
         self.seen = Seen()
-        self.hello_info: Dict[str, Any] = {}
         # the refresher wakes the reader through this pair once the next connection is
         # ready (or the refresh failed), wherever the reader is blocked
         self.wake_r, self.wake_w = socket.socketpair()
@@ -67,13 +66,11 @@ class SocketModeRun(Run):
     def _wake_all(self) -> None:
         super()._wake_all()
         self.refresh_wanted.set()
+        self._wake_reader()  # a reader draining the old connection sees the stop at once
         with self.c._lock:
             pending = self.handover
         if pending is not None:  # a connection opened for a refresh nobody will take now
             pending[0].abort()
-
-    def _open_source(self) -> Dict[str, Any]:
-        return self.call_web(self.source_method, self.args)
 
     def _extra_delay(self, reason: SlackRTMError) -> float:
         if isinstance(reason, TooManyWebsockets):
@@ -165,12 +162,7 @@ class SocketModeRun(Run):
     def _drain_pause(self, paused: bool) -> None:
         """While the old connection drains, the new one is not read: its keep-alive
         deadlines stand still, as while the handlers are behind."""
-        with self.c._lock:
-            if paused:
-                self.c._core.pause(monotonic())
-            else:
-                self.c._core.resume(monotonic())
-        self.kick.set()
+        self._pause(paused, "drain")
 
     def _take_handover(self) -> Optional[Tuple[Transport, List[Message]]]:
         """The connection the refresher opened, now made the current one, or None."""
@@ -258,7 +250,7 @@ class SocketModeRun(Run):
                 effects: List[Any] = []
                 for reply in replies:
                     effects.extend(core.inbound(reply, now))
-            apply(effects)
+            self.settle(effects)
         elif transport is self.transport:
             core.last_inbound = now
         if entries:
@@ -269,11 +261,8 @@ class SocketModeRun(Run):
 
     def _note_hello(self, frame: Dict[str, Any], now: float) -> None:
         """Remember what hello says; schedule a refresh before the connection's end."""
-        info: Dict[str, Any] = {k: frame[k] for k in ("num_connections", "connection_info",
-                                                    "debug_info")
-                if k in frame}
+        info = _hello_info(frame)
         with self.c._lock:
-            self.hello_info = info
             if self.c._connect_data is not None:
                 self.c._connect_data = dict(self.c._connect_data, **info)
         debug = frame.get("debug_info")
@@ -338,7 +327,7 @@ class SocketModeRun(Run):
             gen = self.refresh_gen
         try:
             opened = self._open_next()
-        except SlackRTMError as err:
+        except Exception as err:  # whatever went wrong, the reader must hear of it
             self.log.warn(f"refreshing the connection failed: {err}; the current one is "
                           "kept until it ends, then the client reconnects")
             opened = None
@@ -366,32 +355,45 @@ class SocketModeRun(Run):
             end.close()
 
     def _open_next(self) -> Tuple[Transport, List[Message], Dict[str, Any]]:
-        """The next connection, read up to and including its ``hello``."""
+        """The next connection, read up to and including its ``hello``; the connect data
+        carries that hello's information at once (``app_id`` stays known)."""
         data = self.call_web(self.source_method, self.args)
         transport = self.open_transport(data["url"])
         held: List[Message] = []
+        hello: Optional[Dict[str, Any]] = None
         deadline = monotonic() + self.c._hello_timeout
         transport.poll_every(0.05)
         try:
-            while not any(text is not None and '"hello"' in text and _is_hello(text)
-                          for text, _ in held):
+            while hello is None:
                 if self.stop.is_set():
                     raise WebsocketError("the client is disconnecting")
                 if monotonic() > deadline:
                     raise WebsocketError(f"no hello from Slack within "
                                          f"{self.c._hello_timeout:g} s of refreshing")
-                held.extend(transport.read())
+                batch = transport.read()
+                held.extend(batch)
+                hello = next((f for f in map(_hello_of, batch) if f is not None), None)
         except BaseException:
             transport.release()
             raise
         transport.take_pongs()
         transport.poll_every(None)
-        return transport, held, dict(data)
+        return transport, held, dict(data, **_hello_info(hello))
 
 
-def _is_hello(text: str) -> bool:
+def _hello_of(message: Message) -> Optional[Dict[str, Any]]:
+    """The hello frame among read messages, or None."""
+    text = message[0]
+    if text is None or '"hello"' not in text:
+        return None
     try:
         frame = json.loads(text)
     except ValueError:
-        return False
-    return isinstance(frame, dict) and frame.get("type") == "hello"
+        return None
+    return frame if isinstance(frame, dict) and frame.get("type") == "hello" else None
+
+
+def _hello_info(frame: Dict[str, Any]) -> Dict[str, Any]:
+    """What a hello tells about the connection (kept with the connect data)."""
+    return {k: frame[k] for k in ("num_connections", "connection_info", "debug_info")
+            if k in frame}

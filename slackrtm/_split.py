@@ -36,6 +36,11 @@ a part of whitespace alone is not taken. Separators are kept at
             cut = _last_space(window) + 1
         if cut == 0 or window[:cut].isspace():
             cut = limit
+        rest = text[start + cut:end]
+        if rest.isspace():  # blanks alone would be the last part: it takes a character more
+            keep = len(window[:cut].rstrip()) - 1  # up to the last non-blank, exclusive
+            if keep > 0 and not window[:keep].isspace() and end - start - keep <= limit:
+                cut = keep
         parts.append(window[:cut])
         start += cut
     parts.append(text[start:])

@@ -110,11 +110,6 @@ class RTMClient(BaseClient):
         return _dig(self._connect_data, "team", "id")
 
     @property
-    def web_client(self) -> WebClient:
-        """The WebClient used for rtm.connect / rtm.start (handy for other calls)."""
-        return self._web
-
-    @property
     def store(self) -> Store:
         """The live workspace store (``RTMClient(..., store=True)``); see :class:`Store`."""
         if self._store is None:
@@ -140,7 +135,9 @@ class RTMClient(BaseClient):
         """Start if needed (``rtm_args`` as for :meth:`start`), then block until disconnected.
 
         Ctrl-C or SIGTERM (on the main thread) disconnect cleanly and return. When the run
-        ends for another reason than ``disconnect()``, the error that ended it is raised.
+        ends for another reason than ``disconnect()``, the error that ended it is raised,
+        also when it ended after ``start()``'s future resolved and before this call: that
+        run is not started again (a later call starts a new one).
         """
         super().run_forever(**rtm_args)
 

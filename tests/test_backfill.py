@@ -272,3 +272,24 @@ def test_count_mode_counts_a_message_once_even_if_it_also_arrives_live(
     later = slack.post_message(call.params["channel"], "later")
     wait_until(lambda: later["ts"] in inbox.ts_of())
     assert inbox.missed == [(call.params["channel"], 1)]
+
+
+def test_counting_beyond_the_limit_uses_full_pages(
+        slack: FakeSlack, make: Callable[..., RTMClient]) -> None:
+    """backfill_limit=1 and 450 missed: one message delivered, 449 counted in 3 calls
+    (the first page sized to the limit, then pages of 200), not 450."""
+    rtm = make(backfill=True, backfill_limit=1)
+    inbox = Inbox(rtm)
+    rec = start(rtm)
+    general = slack.channel_id("general")
+    slack.post_message(general, "seen")
+    wait_until(lambda: len(inbox.messages) == 1)
+    before = slack.call_count("conversations.history")
+    posted = outage(slack, random.Random(3), [general], 450)
+    rec.wait_for("missed")
+    wait_until(lambda: len(inbox.messages) == 2)
+    assert inbox.missed == [(general, 449)]
+    assert inbox.ts_of()[1] == posted[-1]["ts"]
+    general_calls = [c for c in slack.calls[before:] if c.method == "conversations.history"
+                     and c.params.get("channel") == general]
+    assert len(general_calls) == 4, len(general_calls)  # 1 + 200 + 200 + 49

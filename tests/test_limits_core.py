@@ -279,6 +279,7 @@ def test_split_prefers_newlines_then_spaces_then_cuts() -> None:
     assert split_text("aaa bbb ccc", 8) == ["aaa bbb ", "ccc"]
     assert split_text("abcdefghij", 4) == ["abcd", "efgh", "ij"]
     assert split_text(" abcdefghij", 4) == [" abc", "defg", "hij"]  # no part of spaces alone
+    assert split_text("aaaa  ", 4) == ["aaa", "a  "]  # nor blanks alone at the end
     with pytest.raises(ValueError):
         split_text("x", 0)
     with pytest.raises(TypeError, match="str"):

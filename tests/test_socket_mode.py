@@ -422,3 +422,52 @@ def test_run_forever_raises_an_error_that_ended_the_run_before_it_was_called(
     client.once("ready", lambda: client.disconnect())
     client.run_forever()  # raised once: a later call starts a new run
     assert slack.call_count("apps.connections.open") == 2
+
+
+def test_an_ack_payload_that_is_not_json_raises_and_loses_nothing(slack: FakeSlack,
+                                                                  smake: Make) -> None:
+    client = smake(ack="manual")
+    errors: List[BaseException] = []
+    futures: List[Any] = []
+
+    @client.on("slash_commands")
+    def on_command(request: SocketModeRequest) -> None:
+        try:
+            request.ack({"text": object()})
+        except TypeError as exc:
+            errors.append(exc)
+        futures.append(request.ack({"text": "fine"}))
+
+    client.start().result(timeout=5)
+    envelope = slack.slash_command("/deploy")
+    (ack,) = slack.wait_for_acks(1)
+    assert len(errors) == 1
+    assert ack.envelope_id == envelope["envelope_id"] and ack.payload == {"text": "fine"}
+    assert futures[0].result(timeout=5) is None
+
+
+def test_a_refresh_that_fails_unexpectedly_leaves_refreshes_working(
+        slack: FakeSlack, smake: Make, monkeypatch: pytest.MonkeyPatch) -> None:
+    from slackrtm._sm_run import SocketModeRun
+    slack.close_delay = 0.1
+    client = smake()
+    rec = Recorder().attach(client, "message", "reconnecting")
+    client.start().result(timeout=5)
+    real = SocketModeRun._open_next
+    calls: List[int] = []
+
+    def flaky(self: SocketModeRun) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyError("a bug somewhere below")
+        return real(self)
+
+    monkeypatch.setattr(SocketModeRun, "_open_next", flaky)
+    slack.refresh(warning_first=False)  # the refresh fails; the old connection closes
+    rec.wait_for("reconnecting", timeout=3)  # the reader reconnects, it does not hang
+    slack.wait_for_socket_connect_count(2, timeout=5)
+    slack.refresh(warning_first=False)  # and the next refresh works again
+    slack.wait_for_socket_connect_count(3, timeout=5)
+    slack.post_message("general", "after")
+    rec.wait_for("message")
+    assert len(calls) == 2

@@ -308,6 +308,7 @@ def reactions_add(slack: FakeSlack, params: Params) -> Dict[str, Any]:
 
 
 def apps_connections_open(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    """A one-time Socket Mode URL (the app token was checked by the caller)."""
     url = slack._issue_ticket(params, "apps.connections.open")
     with slack._cond:
         slack.socket_mode_active = True
