@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
-from slackrtm import Backoff, RTMClient
+from slackrtm import Backoff, RTMClient, SocketModeClient
 from slackrtm.testing import FakeSlack
 
 #: Fast settings for tests: short keep-alive and no long backoff waits.
@@ -106,6 +106,32 @@ def make(slack: FakeSlack) -> Iterator[Callable[..., RTMClient]]:
     yield make
     for rtm in clients:
         rtm.disconnect(timeout=5.0)
+    leftover = client_threads()
+    assert not leftover, f"client threads alive after disconnect(): {leftover}"
+
+
+#: FAST for Socket Mode clients (no sends there: no reply timeout, no send rate).
+SM_FAST: Dict[str, Any] = {k: v for k, v in FAST.items() if k not in ("reply_timeout",
+                                                                      "send_rate")}
+
+
+@pytest.fixture
+def smake(slack: FakeSlack) -> Iterator[Callable[..., SocketModeClient]]:
+    """Build Socket Mode clients against the test's FakeSlack; all are disconnected and
+    checked after."""
+    clients: List[SocketModeClient] = []
+
+    def make(token: Optional[str] = None, **kwargs: Any) -> SocketModeClient:
+        options = dict(SM_FAST)
+        options.update(kwargs)
+        options.setdefault("slack_api_url", slack.api_url)
+        client = SocketModeClient(token or slack.app_token, **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.disconnect(timeout=5.0)
     leftover = client_threads()
     assert not leftover, f"client threads alive after disconnect(): {leftover}"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, List
 
 import pytest
 
@@ -20,30 +20,10 @@ from slackrtm import (
 )
 from slackrtm.testing import FakeSlack
 from tests import shared_handlers
-from tests.conftest import FAST, Recorder, client_threads, wait_until
+from tests.conftest import FAST, SM_FAST, Recorder, client_threads, wait_until
 
-SM_FAST: Dict[str, Any] = {k: v for k, v in FAST.items() if k not in ("reply_timeout", "send_rate")}
 Make = Callable[..., SocketModeClient]
 
-
-@pytest.fixture
-def smake(slack: FakeSlack) -> Iterator[Make]:
-    """Build Socket Mode clients against the test's FakeSlack; disconnected and checked after."""
-    clients: List[SocketModeClient] = []
-
-    def make(token: Optional[str] = None, **kwargs: Any) -> SocketModeClient:
-        options = dict(SM_FAST)
-        options.update(kwargs)
-        options.setdefault("slack_api_url", slack.api_url)
-        client = SocketModeClient(token or slack.app_token, **options)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.disconnect(timeout=5.0)
-    leftover = client_threads()
-    assert not leftover, f"client threads alive after disconnect(): {leftover}"
 
 
 def texts(recorder: Recorder) -> List[str]:

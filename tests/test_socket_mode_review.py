@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, List
 
 import pytest
 
@@ -18,31 +18,12 @@ from slackrtm import Backoff, PlatformError, SocketModeClient, _sm_run
 from slackrtm._sm_run import SocketModeRun
 from slackrtm.testing import FakeSlack
 from slackrtm.testing._conn import FakeConnection
-from tests.conftest import FAST, Recorder, client_threads, wait_until
+from tests.conftest import SM_FAST, Recorder, client_threads, wait_until
 
-SM_FAST: Dict[str, Any] = {k: v for k, v in FAST.items() if k not in ("reply_timeout", "send_rate")}
 #: Keep-alive slow enough that no pong wakes the reader during a test.
 QUIET = dict(SM_FAST, client_ping_timeout=6.0, server_pong_timeout=3.0)
 Make = Callable[..., SocketModeClient]
 
-
-@pytest.fixture
-def smake(slack: FakeSlack) -> Iterator[Make]:
-    """Socket Mode clients against the test's FakeSlack; disconnected and checked after."""
-    clients: List[SocketModeClient] = []
-
-    def make(token: Optional[str] = None, **kwargs: Any) -> SocketModeClient:
-        options = dict(SM_FAST)
-        options.update(kwargs)
-        options.setdefault("slack_api_url", slack.api_url)
-        client = SocketModeClient(token or slack.app_token, **options)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.disconnect(timeout=5.0)
-    wait_until(lambda: not client_threads(), timeout=5.0, what="client threads to end")
 
 
 def texts(rec: Recorder) -> List[str]:

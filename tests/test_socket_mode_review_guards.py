@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List
 
 import pytest
 
@@ -18,31 +18,11 @@ from slackrtm import (
     LogLevel,
     PlatformError,
     SendWhileDisconnectedError,
-    SocketModeClient,
     SocketModeRequest,
 )
 from slackrtm.testing import FakeSlack
 from tests.conftest import Recorder, client_threads, wait_until
-from tests.test_socket_mode_review import QUIET, SM_FAST, Make, run_of, texts
-
-
-@pytest.fixture
-def smake(slack: FakeSlack) -> Iterator[Make]:
-    """Socket Mode clients against the test's FakeSlack; disconnected and checked after."""
-    clients: List[SocketModeClient] = []
-
-    def make(token: Optional[str] = None, **kwargs: Any) -> SocketModeClient:
-        options = dict(SM_FAST)
-        options.update(kwargs)
-        options.setdefault("slack_api_url", slack.api_url)
-        client = SocketModeClient(token or slack.app_token, **options)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.disconnect(timeout=5.0)
-    wait_until(lambda: not client_threads(), timeout=5.0, what="client threads to end")
+from tests.test_socket_mode_review import QUIET, Make, run_of, texts
 
 
 def refreshed(slack: FakeSlack, client: Any) -> None:
