@@ -90,24 +90,31 @@ def slack() -> Iterator[FakeSlack]:
         yield fake
 
 
-@pytest.fixture
-def make(slack: FakeSlack) -> Iterator[Callable[..., RTMClient]]:
-    """Build clients against the test's FakeSlack; all are disconnected and checked after."""
-    clients: List[RTMClient] = []
+def _clients(slack: FakeSlack, cls: Any, default_token: str,
+             defaults: Dict[str, Any]) -> Iterator[Callable[..., Any]]:
+    """A factory of ``cls`` clients against ``slack`` with ``defaults``; after the test,
+    every one is disconnected and no client thread may be left."""
+    clients: List[Any] = []
 
-    def make(token: Optional[str] = None, **kwargs: Any) -> RTMClient:
-        options = dict(FAST)
+    def make(token: Optional[str] = None, **kwargs: Any) -> Any:
+        options = dict(defaults)
         options.update(kwargs)
         options.setdefault("slack_api_url", slack.api_url)
-        rtm = RTMClient(token or slack.token, **options)
-        clients.append(rtm)
-        return rtm
+        client = cls(token or default_token, **options)
+        clients.append(client)
+        return client
 
     yield make
-    for rtm in clients:
-        rtm.disconnect(timeout=5.0)
+    for client in clients:
+        client.disconnect(timeout=5.0)
     leftover = client_threads()
     assert not leftover, f"client threads alive after disconnect(): {leftover}"
+
+
+@pytest.fixture
+def make(slack: FakeSlack) -> Iterator[Callable[..., RTMClient]]:
+    """Build RTM clients against the test's FakeSlack; all are disconnected and checked after."""
+    yield from _clients(slack, RTMClient, slack.token, FAST)
 
 
 #: FAST for Socket Mode clients (no sends there: no reply timeout, no send rate).
@@ -117,23 +124,9 @@ SM_FAST: Dict[str, Any] = {k: v for k, v in FAST.items() if k not in ("reply_tim
 
 @pytest.fixture
 def smake(slack: FakeSlack) -> Iterator[Callable[..., SocketModeClient]]:
-    """Build Socket Mode clients against the test's FakeSlack; all are disconnected and
-    checked after."""
-    clients: List[SocketModeClient] = []
-
-    def make(token: Optional[str] = None, **kwargs: Any) -> SocketModeClient:
-        options = dict(SM_FAST)
-        options.update(kwargs)
-        options.setdefault("slack_api_url", slack.api_url)
-        client = SocketModeClient(token or slack.app_token, **options)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.disconnect(timeout=5.0)
-    leftover = client_threads()
-    assert not leftover, f"client threads alive after disconnect(): {leftover}"
+    """Build Socket Mode clients against the test's FakeSlack; disconnected and checked
+    after."""
+    yield from _clients(slack, SocketModeClient, slack.app_token, SM_FAST)
 
 
 @pytest.fixture
