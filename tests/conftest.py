@@ -82,6 +82,23 @@ LIFECYCLE = ("connecting", "authenticated", "connected", "ready", "disconnecting
              "reconnecting", "disconnected", "error", "unable_to_rtm_start")
 
 
+def checked_fake(sockets: List[Any], **settings: Any) -> Iterator[FakeSlack]:
+    """A FakeSlack (``settings`` set on it) that must leave no thread behind and record no
+    internal error; the raw client ``sockets`` a test opened are shut after it."""
+    before = set(threading.enumerate())
+    slack = FakeSlack()
+    for name, value in settings.items():
+        setattr(slack, name, value)
+    try:
+        yield slack
+    finally:
+        slack.close()
+        while sockets:
+            sockets.pop().shutdown()
+    assert slack.errors == []
+    assert [t.name for t in threading.enumerate() if t not in before] == []
+
+
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
     """A FakeSlack without its per-channel throttle: most tests send bursts (unpaced)."""

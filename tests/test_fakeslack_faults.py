@@ -13,6 +13,7 @@ import requests
 import websocket
 
 from slackrtm.testing import FakeSlack
+from tests.conftest import checked_fake
 
 #: Client sockets opened by ``connect``, shut after each test.
 CLIENTS: List[websocket.WebSocket] = []
@@ -21,16 +22,7 @@ CLIENTS: List[websocket.WebSocket] = []
 @pytest.fixture
 def fake() -> Iterator[FakeSlack]:
     """A FakeSlack that must leave no thread behind and record no internal error."""
-    before = set(threading.enumerate())
-    slack = FakeSlack()
-    try:
-        yield slack
-    finally:
-        slack.close()
-        while CLIENTS:
-            CLIENTS.pop().shutdown()  # type: ignore[no-untyped-call]
-    assert slack.errors == []
-    assert [t.name for t in threading.enumerate() if t not in before] == []
+    yield from checked_fake(CLIENTS)
 
 
 def connect(slack: FakeSlack, *, hello: bool = True, timeout: float = 5,

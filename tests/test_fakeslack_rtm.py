@@ -13,6 +13,7 @@ import requests
 import websocket
 
 from slackrtm.testing import FakeSlack
+from tests.conftest import checked_fake
 
 #: Client sockets opened by ``connect``, shut after each test.
 CLIENTS: List[websocket.WebSocket] = []
@@ -21,17 +22,8 @@ CLIENTS: List[websocket.WebSocket] = []
 @pytest.fixture
 def fake() -> Iterator[FakeSlack]:
     """A FakeSlack that must leave no thread behind and record no internal error."""
-    before = set(threading.enumerate())
-    slack = FakeSlack()
-    slack.message_rate = None  # these tests send bursts; tests/test_limits_fake.py throttles
-    try:
-        yield slack
-    finally:
-        slack.close()
-        while CLIENTS:
-            CLIENTS.pop().shutdown()  # type: ignore[no-untyped-call]
-    assert slack.errors == []
-    assert [t.name for t in threading.enumerate() if t not in before] == []
+    # these tests send bursts; tests/test_limits_fake.py throttles
+    yield from checked_fake(CLIENTS, message_rate=None)
 
 
 def api(slack: FakeSlack, method: str, **params: Any) -> Dict[str, Any]:

@@ -16,6 +16,7 @@ import websocket
 
 from slackrtm import WebClient
 from slackrtm.testing import FakeSlack
+from tests.conftest import checked_fake
 
 #: Client sockets opened by the helpers, shut after each test.
 CLIENTS: List[websocket.WebSocket] = []
@@ -25,16 +26,7 @@ HOST = {"host": "fakeslack-1"}
 @pytest.fixture
 def fake() -> Iterator[FakeSlack]:
     """A FakeSlack that must leave no thread behind and record no internal error."""
-    before = set(threading.enumerate())
-    slack = FakeSlack()
-    try:
-        yield slack
-    finally:
-        slack.close()
-        while CLIENTS:
-            CLIENTS.pop().shutdown()  # type: ignore[no-untyped-call]
-    assert slack.errors == []
-    assert [t.name for t in threading.enumerate() if t not in before] == []
+    yield from checked_fake(CLIENTS)
 
 
 def api(slack: FakeSlack, method: str, bearer: Optional[str], /,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -12,19 +11,13 @@ import requests
 import websocket
 
 from slackrtm.testing import ApiCall, FakeSlack
+from tests.conftest import checked_fake
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeSlack]:
     """A FakeSlack that must leave no thread behind and record no internal error."""
-    before = set(threading.enumerate())
-    slack = FakeSlack()
-    try:
-        yield slack
-    finally:
-        slack.close()
-    assert slack.errors == []
-    assert [t.name for t in threading.enumerate() if t not in before] == []
+    yield from checked_fake([])
 
 
 @pytest.fixture

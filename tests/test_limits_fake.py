@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any, Dict, Iterator, List
 
 import pytest
@@ -11,22 +10,15 @@ import requests
 import websocket
 
 from slackrtm.testing import FakeSlack
+from tests.conftest import checked_fake
 
 OPEN: List[websocket.WebSocket] = []
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeSlack]:
-    before = set(threading.enumerate())
-    slack = FakeSlack()
-    try:
-        yield slack
-    finally:
-        slack.close()
-        while OPEN:
-            OPEN.pop().shutdown()  # type: ignore[no-untyped-call]
-    assert slack.errors == []
-    assert [t.name for t in threading.enumerate() if t not in before] == []
+    """A FakeSlack that must leave no thread behind and record no internal error."""
+    yield from checked_fake(OPEN)
 
 
 def connect(slack: FakeSlack) -> websocket.WebSocket:
