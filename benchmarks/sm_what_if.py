@@ -10,11 +10,11 @@ import runpy
 import sys
 from concurrent.futures import Future
 
-import slackrtm._envelope as env
-import slackrtm._run as run_mod
-import slackrtm._sm_run as sm
-from slackrtm._core import Resolve
-from slackrtm._transport import NotWritten, client_frame
+import slackrtm._engine.run as run_mod
+import slackrtm._protocols.envelope as env
+import slackrtm._protocols.sm_run as sm
+from slackrtm._engine.core import Resolve
+from slackrtm._engine.transport import NotWritten, client_frame
 from slackrtm.errors import WebsocketError
 
 patches = set(sys.argv[1].split(","))

@@ -14,9 +14,9 @@ Quick start::
     print(rtm.send_message("hello", "C123").result()["ts"])
 """
 
-from slackrtm._backoff import Backoff
+from slackrtm._engine.backoff import Backoff
+from slackrtm._engine.pacing import SendRate
 from slackrtm._log import LogLevel
-from slackrtm._pacing import SendRate
 from slackrtm._version import __version__
 from slackrtm.client import RTMClient
 from slackrtm.errors import (

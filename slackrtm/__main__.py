@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from slackrtm._cli import main
+from slackrtm._cli.main import main
 
 __all__ = ["main"]
 

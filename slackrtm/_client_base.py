@@ -20,12 +20,12 @@ from urllib.parse import unquote, urlsplit
 
 import requests.utils
 
-from slackrtm._backoff import Backoff
-from slackrtm._core import Core, State, Timeouts
-from slackrtm._dispatch import Registry
-from slackrtm._http import parse_proxy
+from slackrtm._engine.backoff import Backoff
+from slackrtm._engine.core import Core, State, Timeouts
+from slackrtm._engine.dispatch import Registry
+from slackrtm._engine.run import Run
 from slackrtm._log import Log
-from slackrtm._run import Run
+from slackrtm._web.http import parse_proxy
 from slackrtm.errors import KeepAliveConfigError, WebsocketError
 from slackrtm.web import WebClient
 

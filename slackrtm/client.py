@@ -8,16 +8,16 @@ import ssl
 from concurrent.futures import Future
 from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Union, overload
 
-from slackrtm._backfill import Backfill, attach
-from slackrtm._backoff import Backoff
 from slackrtm._client_base import DEFAULT_API_URL, BaseClient, WaitFuture
-from slackrtm._core import Resolve
+from slackrtm._engine.backoff import Backoff
+from slackrtm._engine.core import Resolve
+from slackrtm._engine.pacing import DEFAULT_SEND_RATE, Pacer, SendRate
+from slackrtm._engine.run import apply
+from slackrtm._engine.split import split_text
 from slackrtm._log import LogLevel
-from slackrtm._pacing import DEFAULT_SEND_RATE, Pacer, SendRate
-from slackrtm._rtm_run import RTMRun
-from slackrtm._run import apply
-from slackrtm._split import split_text
-from slackrtm._store import Store
+from slackrtm._protocols.rtm_run import RTMRun
+from slackrtm._store.backfill import Backfill, attach
+from slackrtm._store.store import Store
 from slackrtm.errors import SendWhileDisconnectedError
 from slackrtm.web import WebClient
 

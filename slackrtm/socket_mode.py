@@ -15,11 +15,11 @@ import ssl
 from concurrent.futures import Future
 from typing import Any, Callable, Dict, Optional, Union
 
-from slackrtm._backoff import Backoff
 from slackrtm._client_base import BaseClient
-from slackrtm._envelope import SocketModeRequest
+from slackrtm._engine.backoff import Backoff
 from slackrtm._log import LogLevel
-from slackrtm._sm_run import SocketModeRun
+from slackrtm._protocols.envelope import SocketModeRequest
+from slackrtm._protocols.sm_run import SocketModeRun
 from slackrtm.web import WebClient
 
 __all__ = ["SocketModeClient", "SocketModeRequest"]

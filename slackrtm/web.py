@@ -24,11 +24,11 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from slackrtm import _http
-from slackrtm._http import AbortHandle
 from slackrtm._log import Log, LoggerLike, LogLevel, redact
-from slackrtm._tiers import RateLimits, method_limits
 from slackrtm._version import __version__
+from slackrtm._web import http as _http
+from slackrtm._web.http import AbortHandle
+from slackrtm._web.tiers import RateLimits, method_limits
 from slackrtm.errors import RateLimitedError, SlackApiError, SlackHTTPError
 
 __all__ = ["AbortHandle", "ApiMethod", "SlackResponse", "WebClient"]

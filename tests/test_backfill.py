@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Tuple
 import pytest
 
 from slackrtm import RTMClient
-from slackrtm._backfill import ts_key
+from slackrtm._store.backfill import ts_key
 from slackrtm.testing import FakeSlack
 
 from .conftest import Recorder, wait_until

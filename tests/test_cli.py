@@ -17,7 +17,7 @@ from typing import Any, Iterator, List, Tuple
 import pytest
 
 import slackrtm
-from slackrtm._cli_format import Names, describe, event_line
+from slackrtm._cli.format import Names, describe, event_line
 from slackrtm.testing import FakeSlack
 from tests.test_examples import ROOT, Proc, child_env
 
@@ -71,7 +71,7 @@ def free_port() -> int:
 # -- the entry points and usage errors ---------------------------------------------------
 def test_console_script_entry_point_is_main() -> None:
     import slackrtm.__main__ as entry
-    from slackrtm import _cli
+    from slackrtm._cli import main as _cli
 
     assert entry.main is _cli.main
     config = (ROOT / "setup.cfg").read_text()
@@ -264,7 +264,7 @@ def test_tail_colors_on_a_terminal_by_default(slack: FakeSlack) -> None:
 def test_ctrl_c_before_run_forever_is_entered_still_disconnects(
         slack: FakeSlack, monkeypatch: pytest.MonkeyPatch) -> None:
     from slackrtm import RTMClient
-    from slackrtm._cli_base import run_until_stopped
+    from slackrtm._cli.base import run_until_stopped
 
     rtm = RTMClient(slack.token, slack_api_url=slack.api_url)
 

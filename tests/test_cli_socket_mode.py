@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from slackrtm._cli_format import Names, describe, envelope_line
+from slackrtm._cli.format import Names, describe, envelope_line
 from slackrtm.testing import FakeSlack
 from tests.test_cli import ANSI, finished, free_port, one_error_line
 from tests.test_examples import Proc, child_env

@@ -10,7 +10,7 @@ from typing import Any, List
 import pytest
 
 from slackrtm import Backoff, ErrorCode
-from slackrtm._core import (
+from slackrtm._engine.core import (
     TRANSITIONS,
     Core,
     IllegalTransition,
@@ -306,7 +306,7 @@ def test_drop_all_fails_everything_with_the_right_errors() -> None:
     write_all(core, 0.0)
     queued: Future[Any] = Future()
     core.transition(State.DISCONNECTING)
-    core.outbox.append(__import__("slackrtm._core", fromlist=["Send"]).Send(
+    core.outbox.append(__import__("slackrtm._engine.core", fromlist=["Send"]).Send(
         "message", {}, True, queued))
     apply(core.drop_all("disconnected"))
     assert isinstance(written.exception(), NoReplyReceivedError)
@@ -348,7 +348,7 @@ def test_pause_freezes_keepalive_and_reply_deadlines() -> None:
 
 
 def test_client_frames_are_masked_and_decode_back() -> None:
-    from slackrtm._transport import client_frame
+    from slackrtm._engine.transport import client_frame
 
     for size in (0, 1, 5, 125, 126, 65535, 65536, 70000):
         payload = bytes(range(256)) * (size // 256) + bytes(range(size % 256))

@@ -3,7 +3,7 @@ the way the client's threads do (submit, next_write/written/write_failed/requeue
 inbound frames, ticks with advancing time, hello, connection loss, backoff, disconnect)
 in arbitrary interleavings and checks the core's invariants after every step.
 
-The driver only makes calls the real driver (``slackrtm._run``) can make in that state;
+The driver only makes calls the real driver (``slackrtm._engine.run``) can make in that state;
 the core must never raise ``IllegalTransition`` for them.
 """
 
@@ -24,7 +24,16 @@ from hypothesis.stateful import (
 )
 
 from slackrtm import Backoff
-from slackrtm._core import TRANSITIONS, Core, PingDue, Resolve, Send, State, Teardown, Timeouts
+from slackrtm._engine.core import (
+    TRANSITIONS,
+    Core,
+    PingDue,
+    Resolve,
+    Send,
+    State,
+    Teardown,
+    Timeouts,
+)
 from slackrtm.errors import (
     NoReplyReceivedError,
     SendMessagePlatformError,
@@ -571,7 +580,7 @@ def _read_all(chunks: List[bytes]) -> Tuple[List[Any], str]:
     how it ended."""
     import socket
 
-    from slackrtm._transport import Transport
+    from slackrtm._engine.transport import Transport
     from slackrtm.errors import WebsocketError
 
     ours, peer = socket.socketpair()  # pongs and the close reply go to ``peer``

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slackrtm import ErrorCode, MessageTooLongError, RTMClient, SendRate
-from slackrtm._core import Core, PingDue, Resolve, State, Timeouts, WriteDue
-from slackrtm._pacing import SLOW_INTERVALS, Bucket, Pacer, is_slow_down
-from slackrtm._split import MAX_MESSAGE_LENGTH, split_text
+from slackrtm._engine.core import Core, PingDue, Resolve, State, Timeouts, WriteDue
+from slackrtm._engine.pacing import SLOW_INTERVALS, Bucket, Pacer, is_slow_down
+from slackrtm._engine.split import MAX_MESSAGE_LENGTH, split_text
 from slackrtm.errors import SendMessagePlatformError, SendWhileDisconnectedError
 
 T = Timeouts(client_ping=1000.0, server_pong=5.0, reply=300.0, hello=10.0)

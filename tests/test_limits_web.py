@@ -9,7 +9,7 @@ from typing import Iterator, List
 import pytest
 
 from slackrtm import SlackHTTPError, WebClient
-from slackrtm._tiers import TIERS, MethodLimits
+from slackrtm._web.tiers import TIERS, MethodLimits
 from slackrtm.testing import FakeSlack
 
 

@@ -24,7 +24,7 @@ from slackrtm import (
     WebClient,
     WebsocketError,
 )
-from slackrtm._run import FATAL_ERRORS
+from slackrtm._engine.run import FATAL_ERRORS
 from slackrtm.testing import FakeSlack
 from tests.conftest import LIFECYCLE, Recorder
 from tests.test_reliability_support import (

@@ -371,14 +371,14 @@ def test_disconnect_during_a_refresh_leaves_no_thread(slack: FakeSlack, smake: M
 def test_ack_frames_are_valid_json_for_any_envelope_id(envelope_id: str) -> None:
     import json
 
-    from slackrtm._envelope import ack_text
+    from slackrtm._protocols.envelope import ack_text
     assert json.loads(ack_text(envelope_id)) == {"envelope_id": envelope_id}
     assert json.loads(ack_text(envelope_id, {"text": "a\nb"})) == {
         "envelope_id": envelope_id, "payload": {"text": "a\nb"}}
 
 
 def test_seen_ids_are_bounded_and_catch_either_id() -> None:
-    from slackrtm._envelope import Seen
+    from slackrtm._protocols.envelope import Seen
     seen = Seen(size=4)
     assert not seen.check("e1", "Ev1")
     assert seen.check("e1", None)  # same envelope id
@@ -428,7 +428,7 @@ def test_an_ack_payload_that_is_not_json_raises_and_loses_nothing(slack: FakeSla
 
 def test_a_refresh_that_fails_unexpectedly_leaves_refreshes_working(
         slack: FakeSlack, smake: Make, monkeypatch: pytest.MonkeyPatch) -> None:
-    from slackrtm._sm_run import SocketModeRun
+    from slackrtm._protocols.sm_run import SocketModeRun
     slack.close_delay = 0.1
     client = smake()
     rec = Recorder().attach(client, "message", "reconnecting")

@@ -14,8 +14,9 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 
-from slackrtm import Backoff, PlatformError, SocketModeClient, _sm_run
-from slackrtm._sm_run import SocketModeRun
+from slackrtm import Backoff, PlatformError, SocketModeClient
+from slackrtm._protocols import sm_run as _sm_run
+from slackrtm._protocols.sm_run import SocketModeRun
 from slackrtm.testing import FakeSlack
 from slackrtm.testing._conn import FakeConnection
 from tests.conftest import SM_FAST, Recorder, client_threads, wait_until
@@ -164,7 +165,7 @@ def test_review_disconnect_during_the_drain(slack: FakeSlack, smake: Make,
         self.close_sent = True
         draining.set()
 
-    monkeypatch.setattr("slackrtm._transport.Transport.begin_close", silent_begin_close)
+    monkeypatch.setattr("slackrtm._engine.transport.Transport.begin_close", silent_begin_close)
     slack.close_delay = 30.0
     client = smake()
     client.start().result(timeout=5)

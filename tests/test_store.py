@@ -11,7 +11,7 @@ import pytest
 
 from slackrtm import RTMClient, SlackResponse
 from slackrtm._log import Log
-from slackrtm._store import Store, thaw
+from slackrtm._store.store import Store, thaw
 from slackrtm.errors import SlackApiError
 from slackrtm.testing import FakeSlack
 

@@ -14,7 +14,7 @@ import sys
 import threading
 from typing import IO, Any, Dict, List, Optional
 
-from slackrtm._cli_format import paint, use_color
+from slackrtm._cli.format import paint, use_color
 from slackrtm._client_base import DEFAULT_API_URL, BaseClient
 from slackrtm._log import redact
 from slackrtm.errors import (

@@ -18,10 +18,10 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Set, Tuple
 
-from slackrtm._cli_base import EXIT_OK, CliError, Console
-from slackrtm._cli_format import Names, envelope_line, event_line, paint
+from slackrtm._cli.base import EXIT_OK, CliError, Console
+from slackrtm._cli.format import Names, envelope_line, event_line, paint
 from slackrtm._client_base import BaseClient
-from slackrtm._envelope import SocketModeRequest
+from slackrtm._protocols.envelope import SocketModeRequest
 from slackrtm.client import RTMClient
 from slackrtm.socket_mode import SocketModeClient
 from slackrtm.web import WebClient

@@ -7,8 +7,8 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any, Dict, List
 
-from slackrtm._cli_base import EXIT_OK, CliError, Console
-from slackrtm._cli_format import Names
+from slackrtm._cli.base import EXIT_OK, CliError, Console
+from slackrtm._cli.format import Names
 
 if TYPE_CHECKING:  # pragma: no cover
     from slackrtm.testing import FakeSlack

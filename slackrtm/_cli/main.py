@@ -20,7 +20,7 @@ import threading
 import traceback
 from typing import IO, Any, Callable, NoReturn, Optional, Sequence
 
-from slackrtm._cli_base import (
+from slackrtm._cli.base import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -28,8 +28,8 @@ from slackrtm._cli_base import (
     Console,
     explain,
 )
-from slackrtm._cli_send import cmd_send
-from slackrtm._cli_tail import cmd_tail
+from slackrtm._cli.send import cmd_send
+from slackrtm._cli.tail import cmd_tail
 from slackrtm._version import __version__
 
 
@@ -42,13 +42,13 @@ class _Parser(argparse.ArgumentParser):
 # -- subcommands (in _cli_tail, _cli_send, _cli_demo, _cli_fake; the last two start a
 # FakeSlack, imported only when needed) ---------------------------------------------------
 def cmd_fake_slack(args: argparse.Namespace, console: Console) -> int:
-    from slackrtm._cli_fake import serve
+    from slackrtm._cli.fake import serve
 
     return serve(args, console)
 
 
 def cmd_demo(args: argparse.Namespace, console: Console) -> int:
-    from slackrtm._cli_demo import demo
+    from slackrtm._cli.demo import demo
 
     return demo(args, console)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 
-from slackrtm._cli_base import (
+from slackrtm._cli.base import (
     EXIT_OK,
     EXIT_USAGE,
     CliError,

@@ -13,7 +13,7 @@ import json
 import threading
 from typing import Any, Dict, List, Optional
 
-from slackrtm._cli_base import (
+from slackrtm._cli.base import (
     EXIT_OK,
     CliError,
     Console,
@@ -23,9 +23,9 @@ from slackrtm._cli_base import (
     load_token,
     run_until_stopped,
 )
-from slackrtm._cli_format import envelope_line, event_line
+from slackrtm._cli.format import envelope_line, event_line
 from slackrtm._client_base import BaseClient
-from slackrtm._envelope import SocketModeRequest
+from slackrtm._protocols.envelope import SocketModeRequest
 from slackrtm.client import RTMClient
 from slackrtm.errors import SlackRTMError
 from slackrtm.socket_mode import SocketModeClient

@@ -8,11 +8,11 @@ import contextlib
 import threading
 from typing import Any, Dict, FrozenSet, List, Optional, Set, Tuple
 
-from slackrtm._core import State
-from slackrtm._dispatch import Dispatcher
-from slackrtm._host import Host, apply, monotonic
+from slackrtm._engine.core import State
+from slackrtm._engine.dispatch import Dispatcher
+from slackrtm._engine.host import Host, apply, monotonic
+from slackrtm._engine.transport import Transport, safe_url
 from slackrtm._log import Log
-from slackrtm._transport import Transport, safe_url
 from slackrtm.errors import (
     PlatformError,
     RateLimitedError,
@@ -33,7 +33,7 @@ FATAL_ERRORS = frozenset({
 
 
 class Attempts:
-    """The connecting half of a run; :class:`slackrtm._run.Run` sets these attributes."""
+    """The connecting half of a run; :class:`slackrtm._engine.run.Run` sets these attributes."""
 
     #: The Web API method that hands out WebSocket URLs (for logs).
     source_method = "rtm.connect"

@@ -17,10 +17,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
-from slackrtm._backoff import Backoff
-from slackrtm._pacing import Pacer, is_slow_down, paced_channel
-from slackrtm._split import MAX_MESSAGE_LENGTH
-from slackrtm._states import (
+from slackrtm._engine.backoff import Backoff
+from slackrtm._engine.pacing import Pacer, is_slow_down, paced_channel
+from slackrtm._engine.split import MAX_MESSAGE_LENGTH
+from slackrtm._engine.states import (
     RECONNECT_EVENTS,
     TRANSITIONS,
     Effect,

@@ -8,8 +8,8 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Protocol, Tuple
 
-from slackrtm._core import Core, Resolve
-from slackrtm._dispatch import Registry
+from slackrtm._engine.core import Core, Resolve
+from slackrtm._engine.dispatch import Registry
 from slackrtm._log import Log
 from slackrtm.web import WebClient
 

@@ -26,12 +26,12 @@ from collections import deque
 from concurrent.futures import Future
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
-from slackrtm._attempts import FATAL_ERRORS, Attempts
-from slackrtm._core import PingDue, Resolve, State, Teardown
-from slackrtm._dispatch import Dispatcher, Entry
-from slackrtm._host import Host, apply, monotonic
-from slackrtm._transport import Transport, abort_handshake
-from slackrtm._writer import Bound, Writer, ours
+from slackrtm._engine.attempts import FATAL_ERRORS, Attempts
+from slackrtm._engine.core import PingDue, Resolve, State, Teardown
+from slackrtm._engine.dispatch import Dispatcher, Entry
+from slackrtm._engine.host import Host, apply, monotonic
+from slackrtm._engine.transport import Transport, abort_handshake
+from slackrtm._engine.writer import Bound, Writer, ours
 from slackrtm.errors import (
     SlackRTMError,
     WebsocketError,

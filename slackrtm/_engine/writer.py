@@ -13,10 +13,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, Deque, List, Optional
 
-from slackrtm._core import Resolve, State
-from slackrtm._host import Host, apply, monotonic
+from slackrtm._engine.core import Resolve, State
+from slackrtm._engine.host import Host, apply, monotonic
+from slackrtm._engine.transport import NotWritten, Transport
 from slackrtm._log import Log
-from slackrtm._transport import NotWritten, Transport
 from slackrtm.errors import (
     NoReplyReceivedError,
     SendWhileDisconnectedError,
@@ -38,7 +38,7 @@ class Bound:
 
 
 class Writer:
-    """The writing half of a run; :class:`slackrtm._run.Run` sets these attributes."""
+    """The writing half of a run; :class:`slackrtm._engine.run.Run` sets these attributes."""
 
     c: Host
     log: Log

@@ -10,11 +10,11 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
-from slackrtm._run import Bound
-from slackrtm._transport import Transport
+from slackrtm._engine.run import Bound
+from slackrtm._engine.transport import Transport
 
 if TYPE_CHECKING:  # pragma: no cover
-    from slackrtm._sm_run import SocketModeRun
+    from slackrtm._protocols.sm_run import SocketModeRun
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}").fullmatch

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional, Tuple
 
-from slackrtm._core import RECONNECT_EVENTS
-from slackrtm._dispatch import Entry
-from slackrtm._run import Run, monotonic
-from slackrtm._transport import Transport
+from slackrtm._engine.core import RECONNECT_EVENTS
+from slackrtm._engine.dispatch import Entry
+from slackrtm._engine.run import Run, monotonic
+from slackrtm._engine.transport import Transport
 from slackrtm.errors import SlackRTMError, WebsocketError
 
 

@@ -19,11 +19,11 @@ import threading
 from concurrent.futures import Future
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from slackrtm._core import State
-from slackrtm._dispatch import Entry
-from slackrtm._envelope import Seen, SocketModeRequest
-from slackrtm._run import Bound, Host, Run, monotonic
-from slackrtm._transport import Message, Transport
+from slackrtm._engine.core import State
+from slackrtm._engine.dispatch import Entry
+from slackrtm._engine.run import Bound, Host, Run, monotonic
+from slackrtm._engine.transport import Message, Transport
+from slackrtm._protocols.envelope import Seen, SocketModeRequest
 from slackrtm.errors import PlatformError, SlackRTMError, WebsocketError
 
 #: ``disconnect`` reasons that ask for a refresh (open the next connection first).

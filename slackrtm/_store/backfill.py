@@ -1,6 +1,6 @@
 """Backfill: deliver (or count) the messages that arrived while the client was disconnected.
 
-An internal :class:`~slackrtm._dispatch.Observer`. It remembers the newest message ``ts``
+An internal :class:`~slackrtm._engine.dispatch.Observer`. It remembers the newest message ``ts``
 delivered in each channel (``last_seen``) and the newest ``ts`` / ``event_ts`` of any event
 (the *mark*: roughly when the client last heard from Slack). When a ``ready`` is dispatched
 and such a point is known (an earlier connection of this client, or ``backfill_since``), it
@@ -25,9 +25,9 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, Union
 
-from slackrtm._dispatch import Dispatcher, Frame, Observer, Registry
+from slackrtm._engine.dispatch import Dispatcher, Frame, Observer, Registry
 from slackrtm._log import Log
-from slackrtm._store import Store
+from slackrtm._store.store import Store
 from slackrtm.errors import RateLimitedError, SlackRTMError
 
 _MEMBER_TYPES = "public_channel,private_channel,mpim,im"

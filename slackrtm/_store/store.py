@@ -1,7 +1,7 @@
 """The workspace store: the team, the bot, users, channels and IMs, kept current from events.
 
 One :class:`Store` per client (``RTMClient(..., store=True)``). It is an internal
-:class:`~slackrtm._dispatch.Observer`: the dispatcher applies every event to it before any
+:class:`~slackrtm._engine.dispatch.Observer`: the dispatcher applies every event to it before any
 user handler of that event runs, so a handler always reads a store that already includes
 its own event. Entries are loaded lazily through the Web API (``users.info``,
 ``conversations.info``; ``users.list`` and ``conversations.list`` in :meth:`Store.load_all`)
@@ -17,9 +17,9 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from slackrtm._dispatch import Dispatcher, Frame, Observer
+from slackrtm._engine.dispatch import Dispatcher, Frame, Observer
 from slackrtm._log import Log
-from slackrtm._store_view import Entry, View, freeze, thaw
+from slackrtm._store.view import Entry, View, freeze, thaw
 from slackrtm.errors import SlackApiError
 
 _NOT_FOUND = frozenset({"user_not_found", "channel_not_found", "users_not_found"})
