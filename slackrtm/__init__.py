@@ -15,6 +15,7 @@ Quick start::
 """
 
 from slackrtm._engine.backoff import Backoff
+from slackrtm._engine.dedupe import Dedupe, MemoryDedupe
 from slackrtm._engine.pacing import SendRate
 from slackrtm._log import LogLevel
 from slackrtm._version import __version__
@@ -38,9 +39,11 @@ from slackrtm.web import SlackResponse, WebClient
 
 __all__ = [
     "Backoff",
+    "Dedupe",
     "ErrorCode",
     "KeepAliveConfigError",
     "LogLevel",
+    "MemoryDedupe",
     "MessageTooLongError",
     "NoReplyReceivedError",
     "PlatformError",

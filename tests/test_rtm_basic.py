@@ -31,7 +31,7 @@ def test_public_api_is_pinned() -> None:
         "SendWhileDisconnectedError", "NoReplyReceivedError", "WebsocketError",
         "KeepAliveConfigError", "SlackApiError", "SlackHTTPError", "RateLimitedError",
         "MessageTooLongError", "SendRate", "SocketModeClient", "SocketModeRequest",
-        "__version__"])
+        "Dedupe", "MemoryDedupe", "__version__"])
     for name in slackrtm.__all__:
         assert getattr(slackrtm, name) is not None
 

@@ -1,17 +1,20 @@
-"""Socket Mode envelopes: the request handed to handlers, its acknowledgement, and the
-memory of envelopes already seen (Slack redelivers what it thinks was not acknowledged)."""
+"""Socket Mode envelopes: the request handed to handlers and its acknowledgement. The
+memory of envelopes already seen (Slack redelivers what it thinks was not acknowledged) is
+``_engine.dedupe.MemoryDedupe``, still importable here as ``Seen``."""
 
 from __future__ import annotations
 
 import json
 import re
 import threading
-from collections import OrderedDict
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
+from slackrtm._engine.dedupe import Seen
 from slackrtm._engine.run import Bound
 from slackrtm._engine.transport import Transport
+
+__all__ = ["Seen", "SocketModeRequest", "ack_text"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from slackrtm._protocols.sm_run import SocketModeRun
@@ -127,27 +130,3 @@ class SocketModeRequest:
             self._run.log.warn(f"no handler acknowledged envelope {self.envelope_id} "
                                f"({self.type}): acknowledged with an empty payload")
         self.ack()
-
-
-class Seen:
-    """The last ``size`` envelope ids and event ids, to drop redeliveries."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self._size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def check(self, envelope_id: str, event_id: Any) -> bool:
-        """Record both ids; True when either was seen before (a duplicate)."""
-        ids = self._ids
-        keys = [envelope_id, "event:" + event_id] if isinstance(event_id, str) and event_id \
-            else [envelope_id]
-        duplicate = False
-        for key in keys:
-            if key in ids:
-                duplicate = True
-                ids.move_to_end(key)
-            else:
-                ids[key] = None
-        while len(ids) > self._size:
-            ids.popitem(last=False)
-        return duplicate
