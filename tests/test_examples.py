@@ -23,7 +23,6 @@ from slackrtm.testing import FakeProxy, FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-README = ROOT / "README.rst"
 #: Environment variables that would let the host's settings leak into a child process.
 _SCRUBBED = ("SLACK_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy",
              "https_proxy", "all_proxy", "no_proxy", "PYTHONSTARTUP")
@@ -159,36 +158,6 @@ def example_body(path: Path) -> str:
     """The code of an example without its docstring and ``__future__`` import."""
     code = path.read_text(encoding="utf-8").split('"""', 2)[2]
     return code.replace("from __future__ import annotations\n", "", 1).strip("\n")
-
-
-def readme_code_blocks() -> List[str]:
-    text = README.read_text(encoding="utf-8")
-    blocks = re.findall(r"^\.\. code:: python\n\n((?:    .*\n|\n)+)", text, re.MULTILINE)
-    return ["\n".join(line[4:] for line in block.splitlines()).strip("\n") for block in blocks]
-
-
-def test_readme_starts_with_the_two_commands() -> None:
-    text = README.read_text(encoding="utf-8")
-    first_section = text.index("\nRecipes\n")
-    for command in ("pip install -e . && python -m slackrtm demo",
-                    "pip install -e '.[test]' && python -m pytest"):
-        assert -1 < text.find(command) < first_section, command
-
-
-def test_readme_shows_every_example_as_it_is() -> None:
-    blocks = readme_code_blocks()
-    for path in sorted(EXAMPLES.glob("*.py")):
-        assert example_body(path) in blocks, f"README.rst does not show {path.name} as it is"
-
-
-def test_readme_testing_snippet_works(slack: FakeSlack) -> None:
-    (snippet,) = [b for b in readme_code_blocks() if "def test_" in b]
-    namespace: Dict[str, Any] = {}
-    exec(compile(snippet, "README.rst", "exec"), namespace)
-    tests = [f for name, f in namespace.items() if name.startswith("test_")]
-    assert len(tests) == 1
-    tests[0](slack)
-    assert [m["text"] for m in slack.messages("general")] == ["ping", "pong"]
 
 
 def test_every_example_is_tested() -> None:
