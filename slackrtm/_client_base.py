@@ -125,6 +125,8 @@ class BaseClient:
         self._web = web_client if web_client is not None else WebClient(
             token, base_url=self._api_url, proxy=proxy, ssl_context=ssl_context,
             logger=logger, log_level=log_level)
+        #: Posts messages with chat.postMessage (set by the facades that can); None: cannot.
+        self._post_web: Optional[WebClient] = None
         self._lock = threading.Lock()
         self._core = Core(Timeouts(client_ping_timeout, server_pong_timeout, reply_timeout,
                                    hello_timeout), backoff or Backoff())

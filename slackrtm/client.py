@@ -8,23 +8,20 @@ import ssl
 from concurrent.futures import Future
 from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Union, overload
 
-from slackrtm._client_base import DEFAULT_API_URL, BaseClient, WaitFuture
+from slackrtm._client_base import DEFAULT_API_URL, WaitFuture
 from slackrtm._engine.backoff import Backoff
-from slackrtm._engine.core import Resolve
-from slackrtm._engine.pacing import DEFAULT_SEND_RATE, Pacer, SendRate
-from slackrtm._engine.run import apply
-from slackrtm._engine.split import split_text
+from slackrtm._engine.pacing import DEFAULT_SEND_RATE, SendRate
 from slackrtm._log import LogLevel
 from slackrtm._protocols.rtm_run import RTMRun
+from slackrtm._sending import SendingClient, check_send_rate
 from slackrtm._store.backfill import Backfill, attach
 from slackrtm._store.store import Store
-from slackrtm.errors import SendWhileDisconnectedError
 from slackrtm.web import WebClient
 
 __all__ = ["DEFAULT_API_URL", "RTMClient"]
 
 
-class RTMClient(BaseClient):
+class RTMClient(SendingClient):
     """A Slack RTM API client: one WebSocket kept alive, events out, sends in.
 
     See the README for the full guide. Typical use::
@@ -44,6 +41,8 @@ class RTMClient(BaseClient):
     pacing, sends are written in the order they were made *per channel*; a send to one
     channel never waits behind another channel's. Text over 4,000 characters fails at once
     with :class:`~slackrtm.errors.MessageTooLongError` (``split=True`` sends it in parts).
+    A message with fields only the Web API carries (``blocks``, ``attachments``, ...) is
+    posted with chat.postMessage and this client's token, paced and ordered with the rest.
 
     ``store=True`` keeps a live workspace store (:attr:`store`); ``backfill=True`` delivers
     the messages missed while disconnected after each reconnect (at most
@@ -76,8 +75,7 @@ class RTMClient(BaseClient):
         backfill_limit: int = 100,
         backfill_since: Optional[Mapping[str, str]] = None,
     ) -> None:
-        if send_rate is not None and not isinstance(send_rate, SendRate):
-            raise TypeError(f"send_rate must be a slackrtm.SendRate or None, got {send_rate!r}")
+        pacer = check_send_rate(send_rate)
         super().__init__(
             token, slack_api_url=slack_api_url, auto_reconnect=auto_reconnect,
             client_ping_timeout=client_ping_timeout, server_pong_timeout=server_pong_timeout,
@@ -85,7 +83,8 @@ class RTMClient(BaseClient):
             log_level=log_level, logger=logger, proxy=proxy, ssl_context=ssl_context,
             web_client=web_client, max_backlog=max_backlog)
         self._use_rtm_connect = use_rtm_connect
-        self._core.pacer = Pacer(send_rate) if send_rate is not None else None
+        self._core.pacer = pacer
+        self._post_web = self._poster_client(token, proxy)
         self._store, self._backfill = attach(
             self._registry, self._web, self._log, store=store, backfill=backfill,
             backfill_limit=backfill_limit, backfill_since=backfill_since)
@@ -150,41 +149,34 @@ class RTMClient(BaseClient):
 
     @overload
     def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
-                     split: Literal[False] = False) -> Future[Dict[str, Any]]: ...
+                     split: Literal[False] = False, **fields: Any) -> Future[Dict[str, Any]]: ...
     @overload
     def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
-                     split: Literal[True]) -> List[Future[Dict[str, Any]]]: ...
+                     split: Literal[True], **fields: Any) -> List[Future[Dict[str, Any]]]: ...
     @overload
     def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
-                     split: bool) -> Union[Future[Dict[str, Any]], List[Future[Dict[str, Any]]]]:
-        ...
+                     split: bool, **fields: Any
+                     ) -> Union[Future[Dict[str, Any]], List[Future[Dict[str, Any]]]]: ...
 
     def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
-                     split: bool = False) -> Any:
-        """Post ``text``; resolves with Slack's reply (``ts``, ``text``) to this message.
+                     split: bool = False, **fields: Any) -> Any:
+        """Post ``text``; resolves with Slack's reply (``ok``, ``ts``, ``text``) to it.
 
         Text over 4,000 characters fails the future at once (``MessageTooLongError``).
         With ``split=True``, returns a list of futures, one per part: the text is cut at
         newlines, else whitespace, else anywhere (see the README), and the parts are queued
         together, so they go in order with no other send of this client to that channel
         between them.
+
+        ``fields`` are chat.postMessage arguments RTM cannot carry (``blocks``,
+        ``attachments``, ``unfurl_links``, ``reply_broadcast``, ``metadata``, ...): such a
+        message is posted through the Web API with this client's token, with the same
+        future (chat.postMessage's answer plus ``text``; a refusal fails it with
+        :class:`~slackrtm.errors.SlackApiError`), pacing and order per channel; with
+        ``split=True`` every part carries them.
         """
-        body: Dict[str, Any] = {"channel": conversation_id, "text": text}
-        if thread_ts is not None:
-            body["thread_ts"] = thread_ts
-        if not split:
-            return self.add_outgoing_event(True, "message", body)
-        parts = split_text(text)
-        futures: List[Future[Any]] = [WaitFuture(self) for _ in parts]
-        with self._lock:  # queued at once: no other send of this client between the parts
-            run = self._run
-            failed = [f for f in (self._core.submit("message", {**body, "text": part}, True, fut)
-                                  for part, fut in zip(parts, futures)) if f is not None]
-            writable = self._core.writable()
-        apply(failed)
-        if writable and run is not None:
-            run.pump_or_wake()
-        return futures
+        body = self._message_body(text, conversation_id, thread_ts, fields)
+        return self._send_messages(body, split, web=bool(fields))
 
     def send_typing(self, conversation_id: str) -> Future[None]:
         """Show the typing indicator; resolves once written."""
@@ -194,19 +186,6 @@ class RTMClient(BaseClient):
         """Subscribe to these users' presence (the complete list); re-sent on reconnect."""
         future: Future[Any] = WaitFuture(self)
         return self._submit(future, lambda: self._core.subscribe_presence(user_ids, future))
-
-    def _submit(self, future: Future[Any], queue: Callable[[], Optional[Resolve]]) -> Future[Any]:
-        with self._lock:
-            run = self._run
-            failed = queue()
-            writable = self._core.writable()
-        if failed is not None:
-            apply([failed])
-        elif writable and run is not None:
-            run.pump_or_wake()
-        elif run is None and not future.done():  # cannot happen: started means a run exists
-            future.set_exception(SendWhileDisconnectedError("the client is not started"))
-        return future
 
 
 def _dig(data: Optional[Dict[str, Any]], *keys: str) -> Optional[str]:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 import ssl
 from concurrent.futures import Future
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, List, Literal, Optional, Union, overload
 
-from slackrtm._client_base import BaseClient
 from slackrtm._engine.backoff import Backoff
+from slackrtm._engine.pacing import DEFAULT_SEND_RATE, SendRate
 from slackrtm._log import LogLevel
 from slackrtm._protocols.envelope import SocketModeRequest
 from slackrtm._protocols.sm_run import SocketModeRun
+from slackrtm._sending import SendingClient, check_send_rate
 from slackrtm.web import WebClient
 
 __all__ = ["SocketModeClient", "SocketModeRequest"]
@@ -27,16 +28,18 @@ __all__ = ["SocketModeClient", "SocketModeRequest"]
 ACK_MODES = ("auto", "manual")
 
 
-class SocketModeClient(BaseClient):
+class SocketModeClient(SendingClient):
     """A Slack Socket Mode client: one WebSocket kept alive and refreshed with no gap,
     envelopes acknowledged, events out to the same handlers as :class:`RTMClient`.
 
     Typical use::
 
-        client = SocketModeClient(os.environ["SLACK_APP_TOKEN"])
+        client = SocketModeClient(os.environ["SLACK_APP_TOKEN"],
+                                  bot_token=os.environ["SLACK_BOT_TOKEN"])
 
-        @client.on("reaction_added")          # the inner event of events_api envelopes
-        def on_reaction(event): ...
+        @client.on("app_mention")             # the inner event of events_api envelopes
+        def on_mention(event):
+            client.send_message("hi!", event["channel"], thread_ts=event["ts"])
 
         @client.on("slash_commands")          # the envelope type: gets the request
         def on_command(request): request.ack({"text": "done"})
@@ -52,9 +55,12 @@ class SocketModeClient(BaseClient):
     acknowledged empty, with a warning. Envelopes Slack delivers again (same
     ``envelope_id``, or the same ``event_id``) are acknowledged and not dispatched again.
 
-    Socket Mode cannot send messages: use ``client.web_client`` (or a ``WebClient`` with a
-    bot token) and ``chat.postMessage``. Lifecycle events and states are RTMClient's; a
-    refresh keeps the client ``ready`` and emits none.
+    With ``bot_token`` (``xoxb-...``), :meth:`send_message` posts with chat.postMessage as
+    ``RTMClient.send_message`` sends: a future per message, the 4,000-character check,
+    ``split``, per-channel pacing (``send_rate``) with order kept per channel, one resend
+    after an HTTP 429. Socket Mode has no typing indicator nor presence subscription.
+    Lifecycle events and states are RTMClient's; a refresh keeps the client ``ready`` and
+    emits none.
     """
 
     def __init__(
@@ -74,9 +80,14 @@ class SocketModeClient(BaseClient):
         ssl_context: Optional[ssl.SSLContext] = None,
         web_client: Optional[WebClient] = None,
         max_backlog: int = 1_000,
+        bot_token: Optional[str] = None,
+        send_rate: Optional[SendRate] = DEFAULT_SEND_RATE,
     ) -> None:
         if ack not in ACK_MODES:
             raise ValueError(f"ack must be 'auto' or 'manual', got {ack!r}")
+        if bot_token is not None and (not isinstance(bot_token, str) or not bot_token):
+            raise TypeError("bot_token must be a non-empty str (xoxb-...) or None")
+        pacer = check_send_rate(send_rate)
         super().__init__(
             token, slack_api_url=slack_api_url, auto_reconnect=auto_reconnect,
             client_ping_timeout=client_ping_timeout, server_pong_timeout=server_pong_timeout,
@@ -84,6 +95,10 @@ class SocketModeClient(BaseClient):
             log_level=log_level, logger=logger, proxy=proxy, ssl_context=ssl_context,
             web_client=web_client, max_backlog=max_backlog)
         self._manual_ack = ack == "manual"
+        self._core.pacer = pacer
+        if bot_token is not None:
+            self._log.add_secret(bot_token)
+            self._post_web = self._poster_client(bot_token, proxy)
 
     def _new_run(self, args: Dict[str, Any]) -> SocketModeRun:
         return SocketModeRun(self, args, manual_ack=self._manual_ack)
@@ -104,3 +119,53 @@ class SocketModeClient(BaseClient):
         ``connection_info`` and ``debug_info``; it fails with the error that ended the
         run (``PlatformError`` for ``invalid_auth`` or ``link_disabled``)."""
         return super().start(**args)
+
+    # ------------------------------------------------------------------ sending
+    @property
+    def bot_web_client(self) -> Optional[WebClient]:
+        """The WebClient holding ``bot_token`` (None without one): for other Web API calls."""
+        return self._post_web
+
+    @overload
+    def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
+                     split: Literal[False] = False, **fields: Any) -> Future[Dict[str, Any]]: ...
+    @overload
+    def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
+                     split: Literal[True], **fields: Any) -> List[Future[Dict[str, Any]]]: ...
+    @overload
+    def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
+                     split: bool, **fields: Any
+                     ) -> Union[Future[Dict[str, Any]], List[Future[Dict[str, Any]]]]: ...
+
+    def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
+                     split: bool = False, **fields: Any) -> Any:
+        """Post ``text`` with chat.postMessage and the bot token, as ``RTMClient`` sends.
+
+        Returns a future (a list of futures with ``split=True``) resolving with Slack's
+        answer: ``ok``, ``channel``, ``ts``, ``text`` and the posted ``message``. Text over
+        4,000 characters fails it at once (``MessageTooLongError``); a refusal fails it
+        with :class:`~slackrtm.errors.SlackApiError` (``not_in_channel``, ...). Sends made
+        while not ready wait for ready, and a ``disconnect()`` fails those not yet posted
+        (``SendWhileDisconnectedError``). ``fields`` are further chat.postMessage arguments
+        (``blocks``, ``attachments``, ``unfurl_links``, ``metadata``, ...). Raises
+        ``ValueError`` when the client has no ``bot_token``.
+        """
+        if self._post_web is None:
+            raise ValueError(
+                "send_message needs a bot token: SocketModeClient(app_token, "
+                "bot_token='xoxb-...'); the app-level token cannot post. The bot token is "
+                "the app's 'Bot User OAuth Token' (OAuth & Permissions page, needs the "
+                "chat:write scope)")
+        body = self._message_body(text, conversation_id, thread_ts, fields)
+        return self._send_messages(body, split, web=True)
+
+    def send_typing(self, conversation_id: str) -> Future[None]:
+        """Not in Socket Mode: raises :class:`NotImplementedError` (RTM only)."""
+        raise NotImplementedError(
+            "Socket Mode has no typing indicator: send_typing() exists only on RTMClient")
+
+    def subscribe_presence(self, user_ids: List[str]) -> Future[None]:
+        """Not in Socket Mode: raises :class:`NotImplementedError` (RTM only)."""
+        raise NotImplementedError(
+            "Socket Mode has no presence subscription: subscribe_presence() exists only on "
+            "RTMClient (with Socket Mode, poll users.getPresence with the bot web client)")

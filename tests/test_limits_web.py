@@ -61,7 +61,7 @@ def test_post_message_is_paced_per_channel(fake: FakeSlack) -> None:
                    rate_limits={"chat.postMessage": (300, 1)}) as web:  # 5/s, burst 1
         t0 = time.monotonic()
         web.chat.postMessage(channel="C0GENERAL", text="a")
-        web.chat.postMessage(channel="C0RANDOM", text="b")  # another channel: no wait
+        web.chat.postMessage(channel="C0OPS", text="b")  # another channel: no wait
         assert time.monotonic() - t0 < 0.15
         web.chat.postMessage(channel="C0GENERAL", text="c")
         assert time.monotonic() - t0 >= 0.19

@@ -118,8 +118,11 @@ class Core:
 
     # ----------------------------------------------------------------- sending
     def submit(self, type: str, body: Optional[Dict[str, Any]], await_reply: bool,
-               future: Future[Any]) -> Optional[Resolve]:
-        """Queue a send; when the client is not started, return the effect failing it."""
+               future: Future[Any], web: bool = False) -> Optional[Resolve]:
+        """Queue a send; when the client is not started, return the effect failing it.
+
+        ``web``: a message posted with chat.postMessage by the run's poster instead of
+        written on the socket; paced and ordered per channel with the others."""
         if not self.started:
             err = SendWhileDisconnectedError(
                 f"cannot send a {type!r} event while the client is {self.state.value}; "
@@ -131,7 +134,8 @@ class Core:
                 f"message text is {len(text)} characters long, more than Slack's "
                 f"{MAX_MESSAGE_LENGTH}; nothing was sent (send_message(..., split=True) "
                 "sends it in parts)", length=len(text), limit=MAX_MESSAGE_LENGTH))
-        self.outbox.append(Send(type, dict(body or {}), await_reply, future, seq=self.next_seq))
+        self.outbox.append(Send(type, dict(body or {}), await_reply, future, seq=self.next_seq,
+                                web=web))
         self.next_seq += 1
         return None
 
@@ -173,6 +177,8 @@ class Core:
             send = paced
         send.id = self.next_id
         self.next_id += 1
+        if send.web:  # the poster posts it and completes its future: nothing to register
+            return send, ""
         payload = dict(send.body)
         payload["id"] = send.id
         payload["type"] = send.type
@@ -237,6 +243,20 @@ class Core:
             self.outbox.appendleft(send)
         return None
 
+    def rate_limited(self, send: Send, retry_after: float, now: float) -> bool:
+        """chat.postMessage answered a web send with HTTP 429: with pacing, the channel is
+        slowed (no token before ``retry_after``) and the send held to go again once, first
+        of its channel; True when so (a :class:`WriteDue` is due). False: not held here
+        (no pacing, resent once already, or stopping)."""
+        channel = paced_channel(send.body) if self.pacer is not None else None
+        if channel is None or self.pacer is None or send.retried or not self.started:
+            return False
+        send.retried, send.id = True, 0
+        self.pacer.slow_down(channel, now)
+        self.pacer.wait_until(channel, now, now + max(0.0, retry_after))
+        self.pacer.hold(channel, send, send.seq)
+        return True
+
     def written(self, send: Send) -> Optional[Resolve]:
         """The send was written; a send that awaits no reply is complete."""
         if send.await_reply or send.future is None or send.future.done():
@@ -278,6 +298,8 @@ class Core:
             err = SendMessagePlatformError(self.redact(
                 f"Slack refused message {send.id} ({send.type}): {msg}"), data=frame)
             return [Resolve(send.future, error=err)]
+        if send.type == "message" and "channel" not in frame and "channel" in send.body:
+            frame["channel"] = send.body["channel"]  # as chat.postMessage's answer has it
         return [Resolve(send.future, result=frame)]
 
     def hello(self) -> None:

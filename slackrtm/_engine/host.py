@@ -43,6 +43,7 @@ class Host(Protocol):
     _hello_timeout: float
     _ssl_context: Optional[ssl.SSLContext]
     _web: WebClient
+    _post_web: Optional[WebClient]  # posts messages (chat.postMessage); None: cannot
     _owns_web: bool
     _connect_data: Optional[Dict[str, Any]]
     _authenticated: bool

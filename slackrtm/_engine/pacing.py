@@ -107,6 +107,11 @@ class Bucket:
         self.tokens = min(self.tokens, 0.0)
         self.slow_until = now + SLOW_INTERVALS / self.rate
 
+    def wait_until(self, now: float, when: float) -> None:
+        """No token before ``when`` (Slack's ``Retry-After``): the bucket goes into debt."""
+        self.refill(now)
+        self.tokens = min(self.tokens, 1.0 - (when - now) * self._rate())
+
 
 class Pacer(Generic[T]):
     """Per-channel buckets plus the sends each channel holds back, oldest first.
@@ -169,6 +174,10 @@ class Pacer(Generic[T]):
     def slow_down(self, channel: str, now: float) -> None:
         """Slack answered a send to ``channel`` with ``slow down``."""
         self._bucket(channel, now).slow_down(now)
+
+    def wait_until(self, channel: str, now: float, when: float) -> None:
+        """Slack asked to wait until ``when`` before the next send to ``channel``."""
+        self._bucket(channel, now).wait_until(now, when)
 
     def drain(self) -> List[T]:
         """Remove and return every held item, channel by channel, oldest first."""

@@ -16,6 +16,8 @@ Threads (all created in ``start()``, non-daemon, named ``slackrtm-<role>``):
 - writer: flushes queued sends when the connection becomes ready, writes pings and
   connection-bound frames (Socket Mode acks), so that neither the reader nor the timer
   thread ever blocks on a full socket.
+- poster: posts the messages that go through chat.postMessage (Socket Mode's, and RTM's
+  with Web-API-only fields), in the order the writer hands them over (``_poster``).
 - a subclass may add roles (Socket Mode's refresher).
 """
 
@@ -30,6 +32,7 @@ from slackrtm._engine.attempts import FATAL_ERRORS, Attempts
 from slackrtm._engine.core import PingDue, Resolve, State, Teardown
 from slackrtm._engine.dispatch import Dispatcher, Entry
 from slackrtm._engine.host import Host, apply, monotonic
+from slackrtm._engine.poster import Poster
 from slackrtm._engine.transport import Transport, abort_handshake
 from slackrtm._engine.writer import Bound, Writer, ours
 from slackrtm.errors import (
@@ -41,7 +44,7 @@ __all__ = ["FATAL_ERRORS", "Bound", "Host", "Run", "apply", "monotonic"]
 
 
 
-class Run(Attempts, Writer):
+class Run(Attempts, Poster, Writer):
     """The machinery of one run; created by a client's ``start()``. Subclasses supply
     :meth:`_open_source`, :meth:`_read_loop` and the class attributes below."""
 
@@ -73,10 +76,12 @@ class Run(Attempts, Writer):
         self.threads_started = threading.Event()  # start() finished starting them
         self.handshakes: Set[Any] = set()  # websocket-client objects mid-handshake
         self.bound: Deque[Bound] = deque()
+        self._init_poster()
         self.previous_dispatcher: Optional[threading.Thread] = None
         roles: List[Tuple[str, Callable[[], None]]] = [
             ("reader", self._reader_main), ("dispatcher", self._dispatcher_main),
-            ("keepalive", self._keepalive_main), ("writer", self._writer_main)]
+            ("keepalive", self._keepalive_main), ("writer", self._writer_main),
+            ("poster", self._poster_main)]
         roles.extend(self._extra_threads())
         self.threads = {
             role: threading.Thread(target=ours(target), name=f"slackrtm-{role}",
@@ -150,6 +155,7 @@ class Run(Attempts, Writer):
             with c._lock:
                 effects = c._core.drop_all("disconnected")
                 effects.extend(self._drop_bound("the client disconnected"))
+                effects.extend(self._drop_posts("the client disconnected"))
                 c._core.transition(State.DISCONNECTED)
                 c._authenticated = False
             apply(effects)
@@ -157,6 +163,8 @@ class Run(Attempts, Writer):
                 self.future.cancel()
             if c._owns_web:  # leave no pooled HTTP connection behind (it reopens on demand)
                 c._web.close()
+            if c._post_web is not None and c._post_web is not c._web:
+                c._post_web.close()
             self._release()
             self.torn_down.set()
             self.dispatcher.event("disconnected")
@@ -174,6 +182,7 @@ class Run(Attempts, Writer):
         """Wake every thread that waits for work, so that each sees the stop."""
         self.kick.set()
         self.wake_writer.set()
+        self.wake_poster.set()
 
     def _fail(self, error: BaseException) -> None:
         """End the run for good because of ``error`` (fatal, or any with no reconnect)."""

@@ -58,7 +58,8 @@ class Send:
     id: int = 0
     deadline: float = 0.0
     seq: int = 0  # submission order (pacing keeps it per channel)
-    retried: bool = False  # resent once after Slack's "slow down"
+    retried: bool = False  # resent once after Slack's "slow down" (or an HTTP 429)
+    web: bool = False  # posted with chat.postMessage by the poster, not written on the socket
 
 
 @dataclass

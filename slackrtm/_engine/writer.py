@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, Deque, List, Optional
 
-from slackrtm._engine.core import Resolve, State
+from slackrtm._engine.core import Resolve, Send, State
 from slackrtm._engine.host import Host, apply, monotonic
 from slackrtm._engine.transport import NotWritten, Transport
 from slackrtm._log import Log
@@ -52,6 +52,9 @@ class Writer:
     write_lock: threading.Lock
     bound: Deque[Bound]
     json_ping: bool
+
+    def queue_post(self, send: Send) -> None:  # the poster's (Run mixes both in)
+        raise NotImplementedError
 
     def _writer_main(self) -> None:
         while not self.stop.is_set():
@@ -96,6 +99,9 @@ class Writer:
                     if item is None:
                         break
                     send, text = item
+                    if send.web:  # a chat.postMessage: the poster posts it, in this order
+                        self.queue_post(send)
+                        continue
                     if send.deadline and send.deadline < self.next_wake:
                         self.kick.set()  # its reply deadline comes before the timer's wake
                     try:

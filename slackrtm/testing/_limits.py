@@ -9,6 +9,10 @@
   a client sending one per second with bursts of 3). A send over the limit is stored
   nowhere and answered ``{"ok": false, "reply_to": id, "error": {"code": -1, "msg":
   "slow down, too many messages..."}}``, as Slack does; :attr:`rate_limited` lists them.
+  chat.postMessage is held to the same ``message_rate`` per channel (one bucket for the
+  Web API, apart from the RTM connections'): a post over it is answered HTTP 429 with
+  ``{"ok": false, "error": "ratelimited"}`` and a ``Retry-After`` in whole seconds (at
+  least 1), stored nowhere, and listed in :attr:`rate_limited` too (its params).
 
 Set ``slack.max_message_length = None`` or ``slack.message_rate = None`` to turn either
 off (plain attributes, read on each send).
@@ -45,7 +49,8 @@ class Limits:
 
     @property
     def rate_limited(self) -> List[Dict[str, Any]]:
-        """The ``message`` sends answered with ``slow down``, in order."""
+        """The ``message`` sends answered with ``slow down`` and the chat.postMessage params
+        answered HTTP 429, in order."""
         with self._cond:
             return list(self._limit_state()["refused"])
 
@@ -76,6 +81,23 @@ class Limits:
         conn.send_event({"ok": False, "reply_to": frame.get("id"),
                          "error": {"code": -1, "msg": SLOW_DOWN}})
         return True
+
+
+    def _post_limited(self, params: Dict[str, Any]) -> Optional[int]:
+        """chat.postMessage's pace: None when the post may go, else the Retry-After."""
+        with self._cond:
+            rate = self.message_rate
+            channel = params.get("channel")
+            if rate is None or not isinstance(channel, str):
+                return None
+            state = self._limit_state()
+            buckets = state["buckets"]
+            if _take(buckets, (0, channel), rate, time.monotonic()):
+                return None
+            state["refused"].append(dict(params))
+            self._cond.notify_all()
+            wait = (1.0 - buckets[(0, channel)][0]) / rate[0] if rate[0] > 0 else 1.0
+            return max(1, math.ceil(wait))
 
 
 def _take(buckets: Dict[Tuple[int, str], List[float]], key: Tuple[int, str],

@@ -93,6 +93,11 @@ def _answer(slack: FakeSlack, fault: Optional[Fault], method: str, params: Param
         error = slack._check_token(presented, method)
         if error is not None:
             return _json(200, {"ok": False, "error": error})
+    if method == "chat.postMessage":
+        retry_after = slack._post_limited(params)
+        if retry_after is not None:
+            return _json(429, {"ok": False, "error": "ratelimited"},
+                         {"Retry-After": str(retry_after)})
     try:
         data = METHODS[method](slack, params)
     except ApiError as exc:
@@ -162,6 +167,8 @@ def _maybe_json(value: Any) -> Any:
 def chat_post_message(slack: FakeSlack, params: Params) -> Dict[str, Any]:
     with slack._cond:
         cid = _channel(slack, params)
+        if slack.bot_user_id not in slack._ws.members.get(cid, ()):
+            raise ApiError("not_in_channel")  # as Slack: the bot posts where it is a member
         text = params.get("text")
         blocks, attachments = params.get("blocks"), params.get("attachments")
         if not text and not blocks and not attachments:
