@@ -15,37 +15,27 @@ import ssl
 import threading
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, Callable, Dict, Optional, Tuple, Type, TypeVar, Union, overload
-from urllib.parse import unquote, urlsplit
-
-import requests.utils
+from typing import Any, Callable, Dict, Optional, Type, TypeVar, Union, overload
 
 from slackrtm._engine.backoff import Backoff
 from slackrtm._engine.core import Core, State, Timeouts
 from slackrtm._engine.dispatch import Registry
 from slackrtm._engine.run import Run
 from slackrtm._log import Log
-from slackrtm._web.http import parse_proxy
+from slackrtm._web.netconfig import (
+    ProxyConfig,
+    environ_proxy,
+    parse_proxy,
+    proxy_for,
+    require_socks,
+    trust_context,
+)
 from slackrtm.errors import KeepAliveConfigError, WebsocketError
 from slackrtm.web import WebClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound="BaseClient")
 DEFAULT_API_URL = "https://slack.com/api/"
-
-
-def _proxy_tuple(proxy: str, *, strict: bool) -> Tuple[str, int, Optional[Tuple[str, str]]]:
-    """``(host, port, auth)`` of a proxy URL: strict for an explicit ``proxy=``, lenient
-    (any scheme, default port) for one from the environment."""
-    if strict:
-        cfg = parse_proxy(proxy)
-        return cfg.host, cfg.port, cfg.auth
-    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
-    auth = None
-    if parts.username is not None:
-        auth = (unquote(parts.username), unquote(parts.password or ""))
-    default = 443 if parts.scheme == "https" else 80
-    return parts.hostname or "", parts.port or default, auth
 
 
 class WaitFuture(Future):  # type: ignore[type-arg]
@@ -112,18 +102,23 @@ class BaseClient:
                 raise ValueError(f"{name} must be > 0, got {value!r}")
         if max_backlog < 1:
             raise ValueError(f"max_backlog must be >= 1, got {max_backlog!r}")
-        self._proxy = _proxy_tuple(proxy, strict=True) if proxy is not None else None
+        self._proxy = parse_proxy(proxy) if proxy is not None else None
         self._log = Log(log_level, logger, secrets=(token,))
-        if self._proxy is not None and self._proxy[2] is not None:
-            self._log.add_secret(self._proxy[2][1])
+        if self._proxy is not None and self._proxy.auth is not None:
+            self._log.add_secret(self._proxy.auth[1])
         self._api_url = slack_api_url or os.environ.get("SLACK_API_URL") or DEFAULT_API_URL
         self._auto_reconnect = auto_reconnect
         self._hello_timeout = hello_timeout
-        self._ssl_context = ssl_context
+        # Both legs (Web API and WebSocket) take their proxy and trust store from one
+        # place, so a corporate proxy or CA works for both or for neither.
+        require_socks(self._proxy)
+        if self._proxy is None:
+            require_socks(environ_proxy(self._api_url), origin="the environment's proxy")
+        self._ssl_context = trust_context(ssl_context)
         self._max_backlog = max_backlog
         self._owns_web = web_client is None
         self._web = web_client if web_client is not None else WebClient(
-            token, base_url=self._api_url, proxy=proxy, ssl_context=ssl_context,
+            token, base_url=self._api_url, proxy=proxy, ssl_context=self._ssl_context,
             logger=logger, log_level=log_level)
         #: Posts messages with chat.postMessage (set by the facades that can); None: cannot.
         self._post_web: Optional[WebClient] = None
@@ -141,8 +136,8 @@ class BaseClient:
         """The run ``start(**args)`` begins (a protocol's subclass of :class:`Run`)."""
         raise NotImplementedError
 
-    def _ws_proxy(self, url: str) -> Optional[Tuple[str, int, Any]]:
-        return ws_proxy(self._proxy, url)
+    def _ws_proxy(self, url: str) -> Optional[ProxyConfig]:
+        return proxy_for(self._proxy, url)
 
     def _on_transition(self, old: State, new: State) -> None:
         self._log.debug(f"state {old.value} -> {new.value}")
@@ -292,18 +287,3 @@ class BaseClient:
     def __exit__(self, exc_type: Optional[Type[BaseException]],
                  exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
         self.disconnect()
-
-
-def _environ_proxy(url: str) -> Optional[str]:
-    http_url = "https" + url[3:] if url.startswith("wss") else "http" + url[2:]
-    proxies = requests.utils.get_environ_proxies(http_url)
-    return proxies.get("https" if http_url.startswith("https") else "http")
-
-
-def ws_proxy(explicit: Optional[Tuple[str, int, Any]], url: str
-             ) -> Optional[Tuple[str, int, Any]]:
-    """The proxy for the WebSocket at ``url``: the explicit one, else the environment's."""
-    if explicit is not None:
-        return explicit
-    env = _environ_proxy(url)
-    return _proxy_tuple(env, strict=False) if env else None

@@ -28,14 +28,46 @@ from slackrtm._log import Log, LoggerLike, LogLevel, redact
 from slackrtm._version import __version__
 from slackrtm._web import http as _http
 from slackrtm._web.http import AbortHandle
+from slackrtm._web.netconfig import environ_proxy, require_socks, trust_context
 from slackrtm._web.tiers import RateLimits, method_limits
 from slackrtm.errors import RateLimitedError, SlackApiError, SlackHTTPError
 
-__all__ = ["AbortHandle", "ApiMethod", "SlackResponse", "WebClient"]
+__all__ = ["AbortHandle", "ApiMethod", "SlackResponse", "WebClient", "is_safe_to_repeat"]
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
 _METHOD_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 _TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+# The last part of the names of methods that only read: repeating one changes nothing.
+_READ_ONLY = frozenset({"list", "info", "history", "replies", "members", "test", "get",
+                        "lookupByEmail", "getPresence", "getPermalink", "conversations"})
+# Longest wait a 5xx's Retry-After may ask for before the call fails instead of waiting.
+_MAX_RETRY_AFTER = 60.0
+
+
+def is_safe_to_repeat(method: str) -> bool:
+    """Whether a Web API ``method`` only reads, so that sending it twice changes nothing.
+
+    ``conversations.list``, ``users.info``, ``conversations.history``, ``auth.test``,
+    ``users.profile.get``, ``users.conversations``... are; ``chat.postMessage``,
+    ``reactions.add``, ``rtm.connect`` and anything else that writes or hands out a
+    one-time URL are not.
+    """
+    return method.rsplit(".", 1)[-1] in _READ_ONLY
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """Whether a transport error happened before any byte of the request left: no TCP
+    connection (refused, unreachable, DNS), a connect timeout, or a proxy that refused the
+    tunnel. TLS failures are not counted: repeating them does not help."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError)):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+        return isinstance(reason, (urllib3.exceptions.NewConnectionError,
+                                   urllib3.exceptions.ConnectTimeoutError))
+    return False
 
 
 class SlackResponse:
@@ -166,10 +198,18 @@ class WebClient:
     ``token`` goes only in the ``Authorization`` header. ``base_url`` defaults to
     ``$SLACK_API_URL``, else ``https://slack.com/api/``. ``timeout`` bounds connecting
     and each read, in seconds. HTTP 429 is retried after ``Retry-After`` seconds up to
-    ``max_rate_limit_retries`` times. ``proxy`` (``http://[user:pass@]host:port``) is
-    used for every host, loopback included; None keeps requests' environment handling
-    (``HTTPS_PROXY``, ``NO_PROXY``). ``ssl_context`` is used as is for https, also
-    through the proxy. ``logger`` is a ``logging.Logger`` or ``fn(level, message)``
+    ``max_rate_limit_retries`` times. Other failures are retried up to ``max_retries`` times
+    (0.5 s, then 1 s, apart) only where repeating cannot post twice: a connection that was
+    never made (refused, unreachable, DNS, connect timeout, proxy refused) for any method,
+    and for read-only methods (:func:`is_safe_to_repeat`) also a connection lost mid-call
+    and a 5xx answer with ``Retry-After``. ``chat.postMessage`` and other writes are never
+    repeated once sent. ``proxy`` (``http://``, ``socks5://`` or ``socks5h://``
+    ``[user:pass@]host:port``; SOCKS needs the ``socks`` extra) is used for every host,
+    loopback included; None follows ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` and
+    ``NO_PROXY``. ``ssl_context`` is used as is for https, also through the proxy; without
+    one the client trusts the bundle named by ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` /
+    ``SSL_CERT_FILE``, else the system's store plus certifi's (the same store the real-time
+    clients use for their WebSocket). ``logger`` is a ``logging.Logger`` or ``fn(level, message)``
     (default: the ``slackrtm.web`` logger), filtered at ``log_level``. A given
     ``session`` is used as is (no proxy, SSL context or in-flight abort is added to it)
     and is not closed by :meth:`close`.
@@ -185,7 +225,8 @@ class WebClient:
                  timeout: float = 30.0, max_rate_limit_retries: int = 3,
                  proxy: str | None = None, ssl_context: ssl.SSLContext | None = None,
                  logger: Union[LoggerLike, Log] = None, session: requests.Session | None = None,
-                 log_level: int = LogLevel.INFO, rate_limits: RateLimits = False) -> None:
+                 log_level: int = LogLevel.INFO, rate_limits: RateLimits = False,
+                 max_retries: int = 2) -> None:
         if base_url is None:
             base_url = os.environ.get("SLACK_API_URL") or DEFAULT_BASE_URL
         if urlsplit(base_url).scheme.lower() not in ("http", "https"):
@@ -194,7 +235,13 @@ class WebClient:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         if max_rate_limit_retries < 0:
             raise ValueError(f"max_rate_limit_retries must be >= 0, got {max_rate_limit_retries!r}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries!r}")
         self._proxy = _http.parse_proxy(proxy) if proxy is not None else None
+        require_socks(self._proxy, legs=("web",))
+        if session is None and proxy is None:
+            require_socks(environ_proxy(base_url), legs=("web",),
+                          origin="the environment's proxy")
         if session is not None and (self._proxy is not None or ssl_context is not None):
             raise ValueError("proxy and ssl_context cannot be combined with a given session: "
                              "configure that session instead")
@@ -202,7 +249,9 @@ class WebClient:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.timeout = float(timeout)
         self.max_rate_limit_retries = int(max_rate_limit_retries)
-        self.ssl_context = ssl_context
+        self.max_retries = int(max_retries)
+        # One trust store for the Web API and the WebSocket: see netconfig.trust_context.
+        self.ssl_context = ssl_context if session is not None else trust_context(ssl_context)
         secrets = [token or ""]
         if self._proxy is not None:
             secrets += [self._proxy.url, *(self._proxy.auth or ())]
@@ -217,7 +266,7 @@ class WebClient:
         self._own_session = session is None
         if session is None:
             session = requests.Session()
-            adapter = _http.SlackAdapter(ssl_context=ssl_context, proxy=self._proxy)
+            adapter = _http.SlackAdapter(ssl_context=self.ssl_context, proxy=self._proxy)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.headers["User-Agent"] = (f"slackrtm/{__version__} "
@@ -269,18 +318,21 @@ class WebClient:
         return self.call(method, params)
 
     def call(self, method: str, params: Optional[Mapping[str, Any]] = None, *,
-             rate_limit_retries: int | None = None) -> SlackResponse:
+             rate_limit_retries: int | None = None,
+             retries: int | None = None) -> SlackResponse:
         """POST ``params`` to ``base_url + method`` and return the parsed response.
 
         ``rate_limit_retries`` overrides ``max_rate_limit_retries`` for this call (0: a
         429 raises :class:`RateLimitedError` at once, with ``.retry_after``). A ``token``
         param replaces the client's token for this call, still sent only as a header.
-        Raises :class:`SlackApiError` on ``ok: false``, :class:`SlackHTTPError` on other
-        HTTP errors and connection failures (``status_code=None``); never retried.
+        ``retries`` overrides ``max_retries`` for this call (see the class). Raises
+        :class:`SlackApiError` on ``ok: false`` and :class:`SlackHTTPError` on other HTTP
+        errors and connection failures (``status_code=None``) once retries are spent.
         """
         if not isinstance(method, str) or not _METHOD_NAME.fullmatch(method):
             raise ValueError(f"not a Slack Web API method name: {method!r}")
-        retries = self.max_rate_limit_retries if rate_limit_retries is None else rate_limit_retries
+        limit_retries = (self.max_rate_limit_retries if rate_limit_retries is None
+                         else rate_limit_retries)
         params = dict(params or {})
         form = encode_params(params)
         token = form.pop("token", None) or self._token
@@ -290,25 +342,58 @@ class WebClient:
         if self._limits is not None:  # rate_limits=True: wait for the method's turn
             self._wait_turn(method, params, scope)
         attempt = 0
+        failures, max_failures = 0, self.max_retries if retries is None else retries
         while True:
-            http = self._post(method, form, token, scope)
+            try:
+                http = self._post(method, form, token, scope)
+            except SlackHTTPError as err:
+                cause = err.__cause__
+                if (failures >= max_failures or cause is None
+                        or (scope is not None and scope.aborted)
+                        or not (_never_sent(cause) or (
+                            is_safe_to_repeat(method)
+                            and isinstance(cause, requests.exceptions.ConnectionError)
+                            and not isinstance(cause, requests.exceptions.SSLError)))):
+                    raise
+                failures += 1
+                self._pause(method, 0.5 * 2 ** (failures - 1), scope,
+                            f"{err} (retry {failures} of {max_failures})")
+                continue
+            if (http.status_code >= 500 and "Retry-After" in http.headers
+                    and is_safe_to_repeat(method) and failures < max_failures
+                    and _retry_after(http.headers) <= _MAX_RETRY_AFTER):
+                failures += 1
+                self._pause(method, _retry_after(http.headers), scope,
+                            f"{method} answered HTTP {http.status_code} with Retry-After "
+                            f"(retry {failures} of {max_failures})")
+                continue
             if http.status_code != 429:
                 return self._response(method, params, http)
             retry_after = _retry_after(http.headers)
-            if attempt >= retries:
+            if attempt >= limit_retries:
                 raise RateLimitedError(
                     f"{method} was rate limited (HTTP 429, Retry-After {retry_after:g} s) "
                     f"after {attempt} {'retry' if attempt == 1 else 'retries'}",
                     retry_after=retry_after)
             attempt += 1
             self._log.warn(f"{method} was rate limited (HTTP 429): retry {attempt} of "
-                           f"{retries} in {retry_after:g} s")
+                           f"{limit_retries} in {retry_after:g} s")
             if scope is not None:
                 if scope.wait(retry_after):
                     raise SlackHTTPError(f"{method} was aborted while waiting out a rate "
                                          "limit", status_code=None)
             else:
                 time.sleep(retry_after)
+
+    def _pause(self, method: str, delay: float, scope: AbortHandle | None, why: str) -> None:
+        """Log why a call is repeated, then wait ``delay`` seconds (at once on abort)."""
+        self._log.warn(f"{why}: repeating in {delay:g} s")
+        if scope is not None:
+            if scope.wait(delay):
+                raise SlackHTTPError(f"{method} was aborted while waiting to be repeated",
+                                     status_code=None)
+        else:
+            time.sleep(delay)
 
     def _wait_turn(self, method: str, params: Mapping[str, Any],
                    scope: AbortHandle | None) -> None:

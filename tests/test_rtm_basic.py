@@ -41,7 +41,7 @@ def test_keepalive_config_is_checked() -> None:
         RTMClient("xoxb-1", client_ping_timeout=5, server_pong_timeout=5)
     assert info.value.code is ErrorCode.KeepAliveConfigError
     with pytest.raises(ValueError, match="http://"):
-        RTMClient("xoxb-1", proxy="socks5://127.0.0.1:1")
+        RTMClient("xoxb-1", proxy="ftp://127.0.0.1:1")
 
 
 def test_start_resolves_at_ready_with_lifecycle_in_order(slack: FakeSlack, make: Make) -> None:

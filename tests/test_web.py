@@ -229,7 +229,8 @@ def test_non_json_200_is_an_http_error(server: RecordingServer, web: WebClient) 
 def test_connection_refused(web: WebClient) -> None:
     sock = refused_port()
     try:
-        with WebClient(TOKEN, base_url=f"http://127.0.0.1:{sock.getsockname()[1]}/api") as w:
+        with WebClient(TOKEN, base_url=f"http://127.0.0.1:{sock.getsockname()[1]}/api",
+                       max_retries=0) as w:
             started = time.monotonic()
             with pytest.raises(SlackHTTPError) as info:
                 w.auth.test()

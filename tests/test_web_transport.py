@@ -100,7 +100,8 @@ def test_environment_proxy_is_honoured_without_explicit_proxy(
 
 
 @pytest.mark.parametrize("bad", [
-    "socks5://u:pw-SECRET-9876@127.0.0.1:1080", "https://127.0.0.1:3128", "127.0.0.1:3128",
+    "ftp://u:pw-SECRET-9876@127.0.0.1:1080", "https://127.0.0.1:3128", "127.0.0.1:3128",
+    "socks4://127.0.0.1:1080",
     "http://127.0.0.1", "http://u:pw-SECRET-9876@127.0.0.1:port", "http://:3128",
     "http://127.0.0.1:3128/path", "http://127.0.0.1:3128?x=1", "",
 ])

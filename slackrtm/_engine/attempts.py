@@ -174,7 +174,7 @@ class Attempts:
                 if self.stop.is_set() and scope is not None:
                     scope.abort()
                 try:
-                    resp = c._web.call(method, dict(params), rate_limit_retries=0)
+                    resp = c._web.call(method, dict(params), rate_limit_retries=0, retries=0)
                 finally:
                     with c._lock:
                         self.http_scopes.discard(scope)

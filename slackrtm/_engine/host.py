@@ -6,11 +6,12 @@ from __future__ import annotations
 import ssl
 import threading
 import time
-from typing import Any, Dict, List, Optional, Protocol, Tuple
+from typing import Any, Dict, List, Optional, Protocol
 
 from slackrtm._engine.core import Core, Resolve
 from slackrtm._engine.dispatch import Registry
 from slackrtm._log import Log
+from slackrtm._web.netconfig import ProxyConfig
 from slackrtm.web import WebClient
 
 monotonic = time.monotonic
@@ -41,11 +42,11 @@ class Host(Protocol):
     _max_backlog: int
     _auto_reconnect: bool
     _hello_timeout: float
-    _ssl_context: Optional[ssl.SSLContext]
+    _ssl_context: ssl.SSLContext
     _web: WebClient
     _post_web: Optional[WebClient]  # posts messages (chat.postMessage); None: cannot
     _owns_web: bool
     _connect_data: Optional[Dict[str, Any]]
     _authenticated: bool
 
-    def _ws_proxy(self, url: str) -> Optional[Tuple[str, int, Any]]: ...
+    def _ws_proxy(self, url: str) -> Optional[ProxyConfig]: ...

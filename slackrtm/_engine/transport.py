@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import websocket
 
+from slackrtm._web.netconfig import ProxyConfig, require_socks
 from slackrtm.errors import WebsocketError
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -130,10 +131,10 @@ class Transport:
         self._ended: Optional[WebsocketError] = None
 
     @classmethod
-    def open(cls, url: str, *, timeout: float, proxy: Optional[Tuple[str, int, Any]],
+    def open(cls, url: str, *, timeout: float, proxy: Optional[ProxyConfig],
              ssl_context: Optional[ssl.SSLContext],
              publish: Optional[Callable[[Any], None]] = None) -> Transport:
-        """Open a connection to ``url``; ``proxy`` is ``(host, port, auth)`` or None (direct).
+        """Open a connection to ``url`` through ``proxy`` (HTTP CONNECT or SOCKS), or directly.
 
         ``publish`` gets the websocket-client object before the connection starts, so
         another thread can interrupt the handshake with :func:`abort_handshake`.
@@ -148,8 +149,12 @@ class Transport:
         if ssl_context is not None:
             options["sslopt"] = {"context": ssl_context}
         if proxy is not None:
-            options.update(http_proxy_host=proxy[0], http_proxy_port=proxy[1],
-                           http_proxy_auth=proxy[2], proxy_type="http",
+            try:
+                require_socks(proxy, legs=("ws",))
+            except ImportError as exc:
+                raise WebsocketError(str(exc)) from None
+            options.update(http_proxy_host=proxy.host, http_proxy_port=proxy.port,
+                           http_proxy_auth=proxy.auth, proxy_type=proxy.scheme,
                            http_no_proxy=_MATCH_NO_HOST)
         else:
             options["http_no_proxy"] = ["*"]

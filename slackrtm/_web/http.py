@@ -5,8 +5,8 @@ Three things requests does not do by itself:
 * use a caller's :class:`ssl.SSLContext` as is, for direct connections and for tunnels
   through a proxy, without loading its own CA bundle into it (requests sets ``ca_certs``
   on the pool and urllib3 then calls ``load_verify_locations`` on the caller's context);
-* send every request through an explicit proxy, loopback included, whatever
-  ``NO_PROXY`` says;
+* send every request through an explicit proxy (HTTP or SOCKS), loopback included,
+  whatever ``NO_PROXY`` says;
 * interrupt a request from another thread: :func:`abort_scope` registers every socket a
   thread uses inside the scope, and :meth:`AbortHandle.abort` shuts them down.
 
@@ -20,8 +20,7 @@ import socket
 import ssl
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping, NamedTuple, Optional, Tuple, cast
-from urllib.parse import unquote, urlsplit
+from typing import Any, Iterator, Mapping, cast
 
 import requests
 import urllib3
@@ -31,48 +30,11 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.connection import allowed_gai_family
 
+from slackrtm._web.netconfig import ProxyConfig, parse_proxy
 
-class ProxyConfig(NamedTuple):
-    """An explicit ``http://[user:pass@]host:port`` proxy, parsed and checked."""
-
-    url: str
-    host: str
-    port: int
-    auth: Optional[Tuple[str, str]]
-
-    @property
-    def display(self) -> str:
-        """The proxy without its credentials, fit for logs and reprs."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-
-def parse_proxy(proxy: str) -> ProxyConfig:
-    """Check an explicit proxy URL; anything but ``http://[user:pass@]host:port`` is a ValueError.
-
-    Error messages never repeat the URL: it may carry a password.
-    """
-    if not isinstance(proxy, str):
-        raise ValueError(f"proxy must be a str like http://[user:pass@]host:port, "
-                         f"got {type(proxy).__name__}")
-    parts = urlsplit(proxy.strip())
-    if parts.scheme.lower() != "http":
-        raise ValueError("proxy must look like http://[user:pass@]host:port (only http:// "
-                         f"proxies are supported), got scheme {parts.scheme or '(none)'!r}")
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if not parts.hostname or port is None:
-        raise ValueError("proxy must look like http://[user:pass@]host:port: "
-                         "a host and a numeric port are required")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError("proxy must look like http://[user:pass@]host:port: "
-                         "no path, query or fragment")
-    auth = None
-    if parts.username is not None:
-        auth = (unquote(parts.username), unquote(parts.password or ""))
-    return ProxyConfig(proxy.strip(), parts.hostname, port, auth)
+# The proxy's parsing is shared with the WebSocket leg: see netconfig.
+__all__ = ["AbortHandle", "ProxyConfig", "SlackAdapter", "abort_scope", "current_scope",
+           "parse_proxy"]
 
 
 # --- abortable requests ---------------------------------------------------------------------

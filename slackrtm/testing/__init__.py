@@ -1,4 +1,5 @@
-"""Offline Slack for tests, demos and bot development: :class:`FakeSlack`, :class:`FakeProxy`.
+"""Offline Slack for tests, demos and bot development: :class:`FakeSlack`, :class:`FakeProxy`,
+:class:`FakeSocksProxy`.
 
 ``FakeSlack`` serves the Web API, the RTM API and Socket Mode (real WebSockets) on loopback,
 with a seeded workspace, recording of everything clients send, and fault injection::
@@ -26,12 +27,13 @@ if TYPE_CHECKING:
     from slackrtm.testing._envelopes import Ack as Ack
     from slackrtm.testing._proxy import FakeProxy
     from slackrtm.testing._slack import FakeSlack
+    from slackrtm.testing._socks import FakeSocksProxy
 
-__all__ = ["Ack", "ApiCall", "FakeConnection", "FakeProxy", "FakeSlack"]
+__all__ = ["Ack", "ApiCall", "FakeConnection", "FakeProxy", "FakeSlack", "FakeSocksProxy"]
 
 # Imported on first use, so loading the pytest plugin (which imports this package) is cheap.
 _WHERE = {"Ack": "_envelopes", "ApiCall": "_calls", "FakeConnection": "_conn",
-          "FakeProxy": "_proxy", "FakeSlack": "_slack"}
+          "FakeProxy": "_proxy", "FakeSlack": "_slack", "FakeSocksProxy": "_socks"}
 
 
 def __getattr__(name: str) -> Any:
