@@ -42,7 +42,8 @@ def cmd_send(args: argparse.Namespace, console: Console) -> int:
     channel: str = args.channel
     try:
         if channel.startswith("#"):
-            channel = resolve_channel(WebClient(token, base_url=api_url, timeout=timeout),
+            channel = resolve_channel(WebClient(token, base_url=api_url, timeout=timeout,
+                                                max_retries=0),
                                       channel[1:])
         rtm = RTMClient(token, slack_api_url=api_url, auto_reconnect=False,
                         reply_timeout=timeout, hello_timeout=min(timeout, 10.0),

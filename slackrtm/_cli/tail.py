@@ -43,7 +43,9 @@ def cmd_tail(args: argparse.Namespace, console: Console) -> int:
     console.secrets.append(token)
     api_url = api_url_of(args)
     try:  # fail fast, with a clear message, on a bad token or an unreachable API
-        who = WebClient(token, base_url=api_url, timeout=args.timeout).auth.test()
+        # One try: the command reports an unreachable API itself, at once.
+        who = WebClient(token, base_url=api_url, timeout=args.timeout,
+                        max_retries=0).auth.test()
     except SlackRTMError as exc:
         raise CliError(explain(exc, api_url)) from None
     rtm = RTMClient(token, slack_api_url=api_url, **client_options(args, console))
