@@ -1,6 +1,7 @@
-"""Connect through an HTTP proxy (both the rtm.connect call and the WebSocket).
+"""Connect through a proxy (both the rtm.connect call and the WebSocket).
 
 Usage: SLACK_TOKEN=xoxb-... SLACK_PROXY=http://proxy.example.com:3128 python examples/proxy.py
+(or SLACK_PROXY=socks5h://proxy.example.com:1080, with pip install 'slackrtm[socks]')
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import os
 from slackrtm import RTMClient
 
 # A proxy URL often holds a password: read it from the environment, never print it.
-# Only http:// proxies are supported: http://[user:password@]host:port. The proxy
-# tunnels both HTTPS and the WebSocket with CONNECT.
+# http://, socks5:// and socks5h:// proxies are supported: scheme://[user:password@]host:port.
+# An HTTP proxy tunnels both HTTPS and the WebSocket with CONNECT.
 proxy = os.environ.get("SLACK_PROXY")
 
-# With proxy=None the client follows HTTPS_PROXY / NO_PROXY from the environment, like
-# `requests` does. An explicit proxy is used for every host, NO_PROXY notwithstanding.
+# With proxy=None both legs follow HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY from the
+# environment, like `requests` does. An explicit proxy is used for every host, NO_PROXY
+# notwithstanding.
 with RTMClient(os.environ["SLACK_TOKEN"], proxy=proxy) as rtm:
     connect_data = rtm.start().result(timeout=30)
     via = "through SLACK_PROXY" if proxy else "directly (or via HTTPS_PROXY)"
