@@ -201,8 +201,8 @@ class WebClient:
     ``max_rate_limit_retries`` times. Other failures are retried up to ``max_retries`` times
     (0.5 s, then 1 s, apart) only where repeating cannot post twice: a connection that was
     never made (refused, unreachable, DNS, connect timeout, proxy refused) for any method,
-    and for read-only methods (:func:`slackrtm.web.is_safe_to_repeat`) also a connection lost mid-call
-    and a 5xx answer with ``Retry-After``. ``chat.postMessage`` and other writes are never
+    and for read-only methods (:func:`slackrtm.web.is_safe_to_repeat`) also a connection
+    lost mid-call and a 5xx answer with ``Retry-After``. ``chat.postMessage`` and other writes are never
     repeated once sent. ``proxy`` (``http://``, ``socks5://`` or ``socks5h://``
     ``[user:pass@]host:port``; SOCKS needs the ``socks`` extra) is used for every host,
     loopback included; None follows ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` and
