@@ -196,23 +196,23 @@ class WebClient:
     """Calls Slack Web API methods over HTTP (one ``requests.Session`` per client).
 
     ``token`` goes only in the ``Authorization`` header. ``base_url`` defaults to
-    ``$SLACK_API_URL``, else ``https://slack.com/api/``. ``timeout`` bounds connecting
-    and each read, in seconds. HTTP 429 is retried after ``Retry-After`` seconds up to
+    ``$SLACK_API_URL``, else ``https://slack.com/api/``. ``timeout`` bounds connecting and
+    each read, in seconds. HTTP 429 is retried after ``Retry-After`` seconds up to
     ``max_rate_limit_retries`` times. Other failures are retried up to ``max_retries`` times
     (0.5 s, then 1 s, apart) only where repeating cannot post twice: a connection that was
     never made (refused, unreachable, DNS, connect timeout, proxy refused) for any method,
     and for read-only methods (:func:`slackrtm.web.is_safe_to_repeat`) also a connection
-    lost mid-call and a 5xx answer with ``Retry-After``. ``chat.postMessage`` and other writes are never
-    repeated once sent. ``proxy`` (``http://``, ``socks5://`` or ``socks5h://``
-    ``[user:pass@]host:port``; SOCKS needs the ``socks`` extra) is used for every host,
-    loopback included; None follows ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``ALL_PROXY`` and
-    ``NO_PROXY``. ``ssl_context`` is used as is for https, also through the proxy; without
-    one the client trusts the bundle named by ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` /
-    ``SSL_CERT_FILE``, else the system's store plus certifi's (the same store the real-time
-    clients use for their WebSocket). ``logger`` is a ``logging.Logger`` or ``fn(level, message)``
-    (default: the ``slackrtm.web`` logger), filtered at ``log_level``. A given
-    ``session`` is used as is (no proxy, SSL context or in-flight abort is added to it)
-    and is not closed by :meth:`close`.
+    lost mid-call and a 5xx answer with ``Retry-After``. ``chat.postMessage`` and other
+    writes are never repeated once sent. ``proxy`` (``http://``, ``socks5://`` or
+    ``socks5h://`` ``[user:pass@]host:port``; SOCKS needs the ``socks`` extra) is used for
+    every host, loopback included; None follows ``HTTPS_PROXY`` / ``HTTP_PROXY`` /
+    ``ALL_PROXY`` and ``NO_PROXY``. ``ssl_context`` is used as is for https, also through
+    the proxy; without one the client trusts the bundle named by ``REQUESTS_CA_BUNDLE`` /
+    ``CURL_CA_BUNDLE`` / ``SSL_CERT_FILE``, else the system's store plus certifi's (the same
+    store the real-time clients use for their WebSocket). ``logger`` is a ``logging.Logger``
+    or ``fn(level, message)`` (default: the ``slackrtm.web`` logger), filtered at
+    ``log_level``. A given ``session`` is used as is (no proxy, SSL context or in-flight
+    abort is added to it) and is not closed by :meth:`close`.
 
     ``rate_limits=True`` paces calls before Slack has to refuse them: each method gets a
     token bucket from Slack's published tier (chat.postMessage: one a second per channel),
