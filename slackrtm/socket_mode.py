@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import ssl
 from concurrent.futures import Future
-from typing import Any, Callable, Dict, List, Literal, Optional, Union, overload
+from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Union, overload
 
 from slackrtm._engine.backoff import Backoff
 from slackrtm._engine.pacing import DEFAULT_SEND_RATE, SendRate
@@ -21,6 +21,8 @@ from slackrtm._log import LogLevel
 from slackrtm._protocols.envelope import SocketModeRequest
 from slackrtm._protocols.sm_run import SocketModeRun
 from slackrtm._sending import SendingClient, check_send_rate
+from slackrtm._store.backfill import Backfill, attach
+from slackrtm._store.store import Store
 from slackrtm.web import WebClient
 
 __all__ = ["SocketModeClient", "SocketModeRequest"]
@@ -61,6 +63,13 @@ class SocketModeClient(SendingClient):
     after an HTTP 429. Socket Mode has no typing indicator nor presence subscription.
     Lifecycle events and states are RTMClient's; a refresh keeps the client ``ready`` and
     emits none.
+
+    ``store=True`` and ``backfill=True | "count"`` (``backfill_limit``, ``backfill_since``,
+    :attr:`last_seen`, the ``missed`` event) work as for RTMClient, with the bot token:
+    after a lost connection (never after a refresh, which loses nothing) the messages
+    posted meanwhile are delivered (``backfilled: True``) or counted. Each message is
+    delivered once, whether it comes by backfill, live, or again in one of Slack's
+    retried envelopes.
     """
 
     def __init__(
@@ -82,12 +91,20 @@ class SocketModeClient(SendingClient):
         max_backlog: int = 1_000,
         bot_token: Optional[str] = None,
         send_rate: Optional[SendRate] = DEFAULT_SEND_RATE,
+        store: bool = False,
+        backfill: Union[bool, str] = False,
+        backfill_limit: int = 100,
+        backfill_since: Optional[Mapping[str, str]] = None,
     ) -> None:
         if ack not in ACK_MODES:
             raise ValueError(f"ack must be 'auto' or 'manual', got {ack!r}")
         if bot_token is not None and (not isinstance(bot_token, str) or not bot_token):
             raise TypeError("bot_token must be a non-empty str (xoxb-...) or None")
         pacer = check_send_rate(send_rate)
+        if bot_token is None and (store or backfill is not False):
+            raise ValueError("store and backfill need a bot token: SocketModeClient(app_token, "
+                             "bot_token='xoxb-...', store=True); the app-level token cannot "
+                             "read the workspace")
         super().__init__(
             token, slack_api_url=slack_api_url, auto_reconnect=auto_reconnect,
             client_ping_timeout=client_ping_timeout, server_pong_timeout=server_pong_timeout,
@@ -99,6 +116,9 @@ class SocketModeClient(SendingClient):
         if bot_token is not None:
             self._log.add_secret(bot_token)
             self._post_web = self._poster_client(bot_token, proxy)
+        self._store, self._backfill = attach(
+            self._registry, self._post_web, self._log, store=store, backfill=backfill,
+            backfill_limit=backfill_limit, backfill_since=backfill_since, identify=True)
 
     def _new_run(self, args: Dict[str, Any]) -> SocketModeRun:
         return SocketModeRun(self, args, manual_ack=self._manual_ack)
@@ -119,6 +139,22 @@ class SocketModeClient(SendingClient):
         ``connection_info`` and ``debug_info``; it fails with the error that ended the
         run (``PlatformError`` for ``invalid_auth`` or ``link_disabled``)."""
         return super().start(**args)
+
+    @property
+    def store(self) -> Store:
+        """The live workspace store (``store=True``, with ``bot_token``); see :class:`Store`.
+        ``team`` and ``self`` come from auth.test and team.info."""
+        if self._store is None:
+            raise RuntimeError("the workspace store is off: create the client with "
+                               "SocketModeClient(app_token, bot_token=..., store=True)")
+        return self._store
+
+    @property
+    def last_seen(self) -> Dict[str, str]:
+        """Channel id -> ``ts`` of the newest message delivered there (with ``backfill``;
+        persist it and pass it back as ``backfill_since`` to backfill across restarts)."""
+        backfill: Optional[Backfill] = self._backfill
+        return backfill.last_seen if backfill is not None else {}
 
     # ------------------------------------------------------------------ sending
     @property

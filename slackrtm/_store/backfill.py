@@ -14,19 +14,23 @@ connection:
    ``backfilled: True``; older ones beyond the limit are reported as ``missed(channel,
    count)`` first. ``"count"``: none is delivered, all are reported as ``missed``.
 
-A backfilled (or counted) message that then also arrives live is dropped (the ``ts`` of
-each channel's backfilled or counted messages are kept until a newer live message of that
-channel arrives), so each message is delivered once, or counted once. The HTTP calls
-are aborted by the run's shutdown, and Web API rate limits are waited out (abortable too).
+A backfilled (or counted) message that then also arrives live is dropped, however late
+and however often it comes (Socket Mode: Slack retries an envelope it could not deliver
+while the client was away, possibly after newer messages): the channel and ``ts`` of the
+last :data:`REMEMBERED` backfilled or counted messages are kept. So each message is
+delivered once, or counted once. The HTTP calls are aborted by the run's shutdown, and
+Web API rate limits are waited out (abortable too).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple, Union
 
 from slackrtm._engine.dispatch import Dispatcher, Frame, Observer, Registry
 from slackrtm._log import Log
+from slackrtm._store.identity import Identity
 from slackrtm._store.store import Store
 from slackrtm.errors import RateLimitedError, SlackRTMError
 
@@ -37,6 +41,8 @@ _PAGE = 200
 MAX_COUNT_PAGES = 50
 #: Rounds of ``RateLimitedError`` (after the WebClient's own retries) waited out per call.
 MAX_RATE_LIMIT_ROUNDS = 5
+#: Backfilled or counted messages remembered to drop their live copies (the newest ones).
+REMEMBERED = 10_000
 
 
 def ts_key(ts: str) -> Tuple[int, int]:
@@ -68,8 +74,7 @@ class Backfill(Observer):
         self._lock = threading.Lock()
         self._seen: Dict[str, str] = {}
         self._mark: Optional[str] = None
-        self._dedup: Dict[str, Set[str]] = {}
-        self._dedup_top: Dict[str, Tuple[int, int]] = {}
+        self._dedup: OrderedDict[Tuple[str, str], None] = OrderedDict()
         for channel, ts in (since or {}).items():
             if not isinstance(channel, str) or not isinstance(ts, str) or ts_key(ts) == (0, 0):
                 raise ValueError(f"backfill_since: expected {{channel_id: ts}} with Slack "
@@ -89,17 +94,10 @@ class Backfill(Observer):
         channel, ts = frame.get("channel"), frame.get("ts")
         if frame.get("type") == "message" and isinstance(channel, str) and isinstance(ts, str):
             with self._lock:
-                if not frame.get("backfilled"):
-                    pending = self._dedup.get(channel)
-                    if pending is not None:
-                        if ts in pending:
-                            pending.discard(ts)
-                            self._log.debug(f"backfill: dropped the live copy of {ts} in "
-                                            f"{channel}")
-                            return False
-                        if ts_key(ts) > self._dedup_top[channel]:
-                            del self._dedup[channel]  # live is past the backfill: no more
-                            del self._dedup_top[channel]
+                if self._dedup and not frame.get("backfilled") \
+                        and (channel, ts) in self._dedup:
+                    self._log.debug(f"backfill: dropped the live copy of {ts} in {channel}")
+                    return False
                 self._seen[channel] = _newer(self._seen.get(channel), ts)
                 self._mark = _newer(self._mark, ts)
             return True
@@ -216,10 +214,10 @@ class Backfill(Observer):
 
     def _remember(self, channel: str, stamps: List[str]) -> None:
         """Drop live copies of these messages (with the lock held)."""
-        if stamps:
-            self._dedup.setdefault(channel, set()).update(stamps)
-            self._dedup_top[channel] = max([self._dedup_top.get(channel, (0, 0)),
-                                            *(ts_key(ts) for ts in stamps)])
+        for ts in stamps:
+            self._dedup[(channel, ts)] = None
+        while len(self._dedup) > REMEMBERED:
+            self._dedup.popitem(last=False)
 
     def _call(self, method: str, params: Dict[str, Any],
               sleep: Optional[Callable[[float], bool]]) -> _Pages:
@@ -273,13 +271,15 @@ class _Pages:
 
 def attach(registry: Registry, web: Any, log: Log, *, store: bool,
            backfill: Union[bool, str], backfill_limit: int,
-           backfill_since: Optional[Mapping[str, str]]
+           backfill_since: Optional[Mapping[str, str]], identify: bool = False
            ) -> Tuple[Optional[Store], Optional[Backfill]]:
     """Validate the options and add the store and backfill observers to ``registry``.
 
     Any client class that dispatches Slack events through a :class:`Registry` enables both
     with this call (the run's shutdown interrupts the dispatcher's observers). ``web``
     needs a token the Web API methods accept: a bot token, not Socket Mode's app token.
+    ``identify``: the connect data lacks ``team`` and ``self`` (Socket Mode), the store
+    gets them from auth.test and team.info (:class:`~slackrtm._store.identity.Identity`).
     """
     if backfill not in (False, True, "count"):
         raise ValueError(f"backfill must be False, True or 'count', got {backfill!r}")
@@ -296,4 +296,6 @@ def attach(registry: Registry, web: Any, log: Log, *, store: bool,
         registry.observe(the_backfill)
     if the_store is not None:
         registry.observe(the_store)
+        if identify:
+            registry.observe(Identity(web, the_store, log))
     return the_store, the_backfill

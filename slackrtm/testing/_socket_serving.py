@@ -5,8 +5,12 @@ A mixin on top of :class:`Serving`: it takes the connections whose ticket came f
 apps.connections.open and leaves RTM to the classes below it.
 
 Routing: each envelope goes to ONE connection, the newest open one whose hello was sent and
-that was not told to go away (a ``disconnect`` frame). With none, envelopes are held in
-order and written, in order, right after the next connection's hello. An envelope not
+that was not told to go away (a ``disconnect`` frame). With none, ``offline_envelopes``
+says what happens: ``"hold"`` (the default) keeps them in order and writes them, in order,
+right after the next connection's hello; ``"retry"`` tries each again every
+``ack_timeout`` seconds (a new envelope id, ``retry_attempt`` + 1), up to ``max_retries``
+times, then drops it; ``"drop"`` drops it at once. Dropped envelopes are listed in
+``dropped_envelopes``. An envelope not
 acked within ``ack_timeout`` seconds is routed again (a new envelope id, ``retry_attempt``
 + 1, ``retry_reason: "timeout"``, the same payload), up to ``max_retries`` times; timers
 run on the shared :class:`Scheduler`, one per written batch. Everything here runs with
@@ -30,6 +34,8 @@ from slackrtm.testing._envelopes import Ack, Sent
 from slackrtm.testing._serving import Serving, Ticket
 
 SOCKET = "socket_mode"
+#: The values of ``FakeSlack.offline_envelopes``.
+OFFLINE_POLICIES = ("hold", "retry", "drop")
 
 
 class SocketServing(Serving):
@@ -55,6 +61,11 @@ class SocketServing(Serving):
         self.redelivery = True
         self.close_delay = 0.5
         self.max_socket_connections = 10
+        #: What becomes of an envelope produced while no Socket Mode connection can take
+        #: it: "hold" (until one can), "retry" (every ack_timeout, max_retries times, then
+        #: dropped) or "drop" (at once).
+        self.offline_envelopes = "hold"
+        self._dropped: List[Dict[str, Any]] = []
         self._socket_conns: List[FakeConnection] = []
         self._all_socket_conns: List[FakeConnection] = []
         self._socket_connect_count = 0
@@ -168,9 +179,33 @@ class SocketServing(Serving):
         for conn in reversed(self._socket_conns):
             if conn.hello_sent and not conn.going_away and self._write(conn, items):
                 return conn.id
-        self._held.extend(items)
+        policy = self.offline_envelopes
+        if policy not in OFFLINE_POLICIES:
+            raise ValueError(f"offline_envelopes must be one of {OFFLINE_POLICIES}, got "
+                             f"{policy!r}")
+        if policy == "hold":
+            self._held.extend(items)
+        else:
+            later = [s for s in items if policy == "retry" and s.attempt < self.max_retries
+                     and not self._closed]
+            self._dropped.extend(json.loads(s.text) for s in items if s not in later)
+            if later:
+                self._scheduler.call_later(self.ack_timeout, lambda: self._offline(later))
         self._cond.notify_all()
         return None
+
+    def _offline(self, items: List[Sent]) -> None:
+        """Slack tries envelopes it could not deliver again, a few times."""
+        with self._cond:
+            if not self._closed:
+                self._deliver([self._retry(s, new_id=True, auto=s.auto) for s in items])
+
+    @property
+    def dropped_envelopes(self) -> List[Dict[str, Any]]:
+        """Envelopes given up while no Socket Mode connection could take them (see
+        ``offline_envelopes``), in order."""
+        with self._cond:
+            return list(self._dropped)
 
     def _arm(self, items: List[Sent]) -> None:
         auto = [s for s in items if s.auto]

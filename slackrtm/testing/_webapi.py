@@ -155,6 +155,11 @@ def auth_test(slack: FakeSlack, params: Params) -> Dict[str, Any]:
             "bot_id": BOT_ID, "is_enterprise_install": False}
 
 
+def team_info(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    team = dict(slack._ws.team, email_domain="", icon={"image_default": True})
+    return {"ok": True, "team": team}
+
+
 def _maybe_json(value: Any) -> Any:
     if isinstance(value, str):
         try:
@@ -343,6 +348,7 @@ METHODS: Dict[str, Callable[[FakeSlack, Params], Dict[str, Any]]] = {
     "reactions.add": reactions_add,
     "rtm.connect": rtm_connect,
     "rtm.start": rtm_start,
+    "team.info": team_info,
     "users.conversations": users_conversations,
     "users.getPresence": users_get_presence,
     "users.info": users_info,
