@@ -16,6 +16,7 @@ import pytest
 
 from slackrtm import Backoff, PlatformError, SocketModeClient
 from slackrtm._protocols import sm_run as _sm_run
+from slackrtm._protocols.refresh import RefreshState
 from slackrtm._protocols.sm_run import SocketModeRun
 from slackrtm.testing import FakeSlack
 from slackrtm.testing._conn import FakeConnection
@@ -41,9 +42,9 @@ def wake_reader(slack: FakeSlack, client: SocketModeClient, old: FakeConnection)
     """Send a frame on the old connection so that a reader blocked on it takes a pending
     handover (keeps the F1 tests from running into F3 at teardown)."""
     run = run_of(client)
-    if run.handover is not None:
+    if run.refresh.ready:
         slack.send_raw('{"type": "review_wake_up"}', to=old)
-        wait_until(lambda: run.handover is None, timeout=3, what="the handover taken")
+        wait_until(lambda: not run.refresh.ready, timeout=3, what="the handover taken")
 
 
 def second_connection_ready(slack: FakeSlack) -> FakeConnection:
@@ -138,7 +139,7 @@ def test_review_disconnect_with_a_pending_handover(slack: FakeSlack, smake: Make
     client.start().result(timeout=5)
     slack.refresh(warning_first=False)
     run = run_of(client)
-    wait_until(lambda: run.handover is not None, timeout=3, what="a pending handover")
+    wait_until(lambda: run.refresh.ready, timeout=3, what="a pending handover")
     t0 = time.monotonic()
     client.disconnect(timeout=1.0)
     took = time.monotonic() - t0
@@ -205,7 +206,7 @@ def test_review_a_slow_drain_loses_nothing(slack: FakeSlack, smake: Make,
     assert blocked.wait(3)
     slack.disconnect("refresh_requested", to=old)  # the reader pauses on the full backlog
     run = run_of(client)
-    wait_until(lambda: run.handover is not None, timeout=3, what="the next connection")
+    wait_until(lambda: run.refresh.ready, timeout=3, what="the next connection")
     general = slack.channel_id("general")
     bigs = [f"big{i} " + "x" * 100_000 for i in range(4)]  # one read each (64 KiB reads)
     for text in bigs:
@@ -236,7 +237,7 @@ def test_review_link_disabled_after_a_handover_ends_the_run(slack: FakeSlack,
                what="the keep-alive to give the dead old connection up")
     slack.hold_hello = False
     slack.release_hello()
-    wait_until(lambda: run.handover is None and not run.refreshing
+    wait_until(lambda: run.refresh.state is RefreshState.IDLE
                and run.transport not in (None, first), timeout=3, what="the handover")
     slack.disconnect("link_disabled")
     rec.wait_for("disconnected", timeout=3)  # fails: it reconnects
@@ -309,9 +310,10 @@ def test_review_a_handover_stored_after_the_reader_gave_up_is_closed(
         if not widened:  # the refresher runs in the window (forced here, rare for real)
             widened.append(True)
             with self.c._lock:
-                self.refresh_now = True
-            self.refresh_wanted.set()
-            wait_until(lambda: not (self.refresh_now or self.refreshing), timeout=3,
+                wake = self.refresh.ask()
+            if wake:
+                self.refresh_wanted.set()
+            wait_until(lambda: not self.refresh.worth_waiting, timeout=3,
                        what="the refresh to be done (or refused)")
 
     monkeypatch.setattr(SocketModeRun, "_discard_handover", discard_then_refresh)

@@ -30,7 +30,7 @@ def refreshed(slack: FakeSlack, client: Any) -> None:
     run = run_of(client)
     first = run.transport
     wait_until(lambda: run.transport is not None and run.transport is not first
-               and run.handover is None, timeout=5, what="the handover")
+               and not run.refresh.ready, timeout=5, what="the handover")
 
 
 def test_review_a_refresh_whose_first_call_is_rate_limited(slack: FakeSlack,

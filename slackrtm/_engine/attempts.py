@@ -137,7 +137,8 @@ class Attempts:
                 return
 
     def _extra_delay(self, reason: SlackRTMError) -> float:
-        """A floor for the delay before reconnecting after ``reason`` (0: the backoff's)."""
+        """A floor for the delay before reconnecting after ``reason`` (0: the backoff's).
+        Called with the client's lock held."""
         return 0.0
 
     def open_transport(self, url: str) -> Transport:

@@ -24,12 +24,17 @@ from slackrtm._engine.dispatch import Entry
 from slackrtm._engine.run import Bound, Host, Run, monotonic
 from slackrtm._engine.transport import Message, Transport
 from slackrtm._protocols.envelope import Seen, SocketModeRequest
+from slackrtm._protocols.refresh import Refresh
 from slackrtm.errors import PlatformError, SlackRTMError, WebsocketError
 
 #: ``disconnect`` reasons that ask for a refresh (open the next connection first).
 REFRESH_REASONS = frozenset({"warning", "refresh_requested"})
 #: Seconds a closing connection may take to deliver its last frames after a handover.
 DRAIN_TIMEOUT = 2.0
+
+#: A connection a refresh opened: its transport, what was read on it up to and including
+#: hello, and the connect data (apps.connections.open's answer with hello's information).
+Handover = Tuple[Transport, List[Message], Dict[str, Any]]
 
 
 class TooManyWebsockets(WebsocketError):
@@ -44,14 +49,12 @@ class SocketModeRun(Run):
 
     def __init__(self, client: Host, args: Dict[str, Any], manual_ack: bool) -> None:
         self.manual_ack = manual_ack
+        # the refresh's state (changed with the client's lock held); the two events only
+        # wake the threads that wait on it: the refresher, and a reader whose connection
+        # ended while a refresh is under way
+        self.refresh: Refresh[Handover] = Refresh(monotonic, client._core.backoff.delay)
         self.refresh_wanted = threading.Event()
         self.handed_over = threading.Event()
-        self.refreshing = False
-        self.refresh_now = False  # Slack asked for a refresh
-        self.refresh_gen = 0  # grows when the connection a refresh was for is given up
-        self.refresh_at: Optional[float] = None  # when the connection's lifetime runs out
-        self.handover: Optional[Tuple[Transport, List[Message], Dict[str, Any]]] = None
-        self.too_many = 0
         self.seen = Seen()
         # the refresher wakes the reader through this pair once the next connection is
         # ready (or the refresh failed), wherever the reader is blocked
@@ -68,13 +71,14 @@ class SocketModeRun(Run):
         self.refresh_wanted.set()
         self._wake_reader()  # a reader draining the old connection sees the stop at once
         with self.c._lock:
-            pending = self.handover
+            pending = self.refresh.detach()
         if pending is not None:  # a connection opened for a refresh nobody will take now
-            pending[0].abort()
+            pending[0].release()  # nobody reads it: the refresher is done with it
 
     def _extra_delay(self, reason: SlackRTMError) -> float:
+        assert self.c._lock.locked()  # the supervisor asks with the lock held
         if isinstance(reason, TooManyWebsockets):
-            return self.c._core.backoff.delay(self.too_many)
+            return self.refresh.refused_current()
         return 0.0
 
     def acknowledge(self, text: str, via: Optional[Transport],
@@ -84,6 +88,8 @@ class SocketModeRun(Run):
 
     # ================================================================ reader
     def _read_loop(self, transport: Transport) -> Tuple[SlackRTMError, Transport]:
+        with self.c._lock:
+            self.refresh.attach()  # refreshes may begin for this connection
         try:
             reason, transport = self._read_connections(transport)
         finally:
@@ -94,9 +100,8 @@ class SocketModeRun(Run):
         """The reader stops reading this run's connections: a refresh under way is for
         nothing, and a connection it opened is closed."""
         with self.c._lock:
-            self.refresh_gen += 1
-            opened, self.handover = self.handover, None
-            self.transport = None  # no refresh may start for a connection given up
+            opened = self.refresh.detach()  # no refresh may begin for a connection given up
+            self.transport = None
         if opened is not None:
             opened[0].release()
 
@@ -148,7 +153,7 @@ class SocketModeRun(Run):
                     draining = None
                     self._drain_pause(False)
                 continue
-            if self.handover is not None:
+            if self.refresh.ready:
                 nxt = self._take_handover()
                 if nxt is not None:
                     self._drain_pause(True)
@@ -168,11 +173,9 @@ class SocketModeRun(Run):
         """The connection the refresher opened, now made the current one, or None."""
         c = self.c
         with c._lock:
-            ready = self.handover
-            if ready is None or self.stop.is_set():
+            if not self.refresh.ready or self.stop.is_set():
                 return None
-            self.handover = None
-            transport, held, data = ready
+            transport, held, data = self.refresh.take()
             self.transport = transport
             self.teardown_reason = None  # whatever killed the old connection is past
             c._connect_data = data
@@ -186,7 +189,7 @@ class SocketModeRun(Run):
         """The current connection ended: when a refresh is under way, wait for it (the
         next connection may be moments away) instead of reconnecting."""
         deadline = monotonic() + self.c._hello_timeout + 5.0
-        while (self.refreshing or self.refresh_now) and not self.stop.is_set() \
+        while self.refresh.worth_waiting and not self.stop.is_set() \
                 and monotonic() < deadline:
             self.handed_over.wait(0.05)
         return self._take_handover()
@@ -223,7 +226,7 @@ class SocketModeRun(Run):
                     if registry.handlers("raw_message"):
                         entries.append((text, False))
                     continue
-                self.too_many = 0
+                self.refresh.delivered()
                 if not (self.manual_ack or (request.accepts_response_payload
                                             and registry.handlers(request.type))):
                     acks.append(request)
@@ -268,8 +271,9 @@ class SocketModeRun(Run):
         debug = frame.get("debug_info")
         life = debug.get("approximate_connection_time") if isinstance(debug, dict) else None
         if isinstance(life, (int, float)) and not isinstance(life, bool) and life > 0:
-            self.refresh_at = now + life - min(300.0, life * 0.1)
-            self.refresh_wanted.set()  # the refresher re-reads refresh_at
+            with self.c._lock:
+                self.refresh.lifetime(float(life))
+            self.refresh_wanted.set()  # the refresher re-reads when it is due
 
     def _disconnect(self, frame: Dict[str, Any],
                     transport: Transport) -> Optional[SlackRTMError]:
@@ -280,16 +284,15 @@ class SocketModeRun(Run):
             self.log.debug(f"Slack asked for a refresh ({reason}): opening the next "
                            "connection before closing this one")
             with self.c._lock:  # a refresh under way already answers this request
-                if not self.refreshing and self.handover is None:
-                    self.refresh_now = True
-                    self.refresh_wanted.set()
+                wake = self.refresh.ask()
+            if wake:
+                self.refresh_wanted.set()
             return None
         if reason == "link_disabled":
             return PlatformError("Socket Mode was turned off for this app (link_disabled)",
                                  error="link_disabled", data=frame)
         transport.close()
         if reason == "too_many_websockets":
-            self.too_many += 1
             return TooManyWebsockets(
                 "Slack refused the connection: too many WebSocket connections for this app "
                 "(too_many_websockets); backing off")
@@ -299,45 +302,46 @@ class SocketModeRun(Run):
     def _refresher_main(self) -> None:
         while not self.stop.is_set():
             try:
-                at = self.refresh_at
-                wait = 30.0 if at is None else max(0.0, min(30.0, at - monotonic()))
-                self.refresh_wanted.wait(wait)
+                with self.c._lock:
+                    wait = self.refresh.wait_time(30.0)
+                if wait > 0:
+                    self.refresh_wanted.wait(wait)
                 self.refresh_wanted.clear()
                 if self.stop.is_set():
                     return
-                due = self.refresh_at is not None and monotonic() >= self.refresh_at
-                if not (self.refresh_now or due):
-                    continue
                 self._refresh()
             except BaseException as exc:
                 self.log.error("the refresher thread failed unexpectedly", exc)
                 self.stop.wait(1.0)
 
     def _refresh(self) -> None:
+        """Begin the refresh if one is due; open the next connection; tell the reader."""
         c = self.c
         with c._lock:
-            if self.refreshing or self.handover is not None or self.transport is None \
-                    or c._core.state is not State.READY:
-                self.refresh_now = False
+            ticket = self.refresh.begin(c._core.state is State.READY)
+            if ticket is None:
                 return
-            self.refreshing = True
-            self.refresh_now = False
-            self.refresh_at = None
             self.handed_over.clear()
-            gen = self.refresh_gen
+        late: Optional[Handover] = None
         try:
             opened = self._open_next()
+        except TooManyWebsockets as err:
+            with c._lock:
+                delay = self.refresh.refused(ticket)
+            if delay is not None:
+                self.log.warn(f"{err}: the current connection is kept, the refresh is "
+                              f"tried again in {delay:.1f} s")
         except Exception as err:  # whatever went wrong, the reader must hear of it
             self.log.warn(f"refreshing the connection failed: {err}; the current one is "
                           "kept until it ends, then the client reconnects")
-            opened = None
-        with c._lock:
-            if opened is not None and (self.stop.is_set() or gen != self.refresh_gen):
-                late, opened = opened, None  # the reader gave the connection up meanwhile
-            else:
-                late = None
-            self.handover = opened
-            self.refreshing = False
+            with c._lock:
+                self.refresh.failed(ticket)
+        else:
+            with c._lock:
+                if self.stop.is_set():
+                    self.refresh.failed(ticket)
+                if self.stop.is_set() or not self.refresh.opened(ticket, opened):
+                    late = opened  # the reader gave the connection up meanwhile
         if late is not None:
             late[0].release()
         self.handed_over.set()
@@ -354,9 +358,14 @@ class SocketModeRun(Run):
         for end in (self.wake_r, self.wake_w):
             end.close()
 
-    def _open_next(self) -> Tuple[Transport, List[Message], Dict[str, Any]]:
+    def _open_next(self) -> Handover:
         """The next connection, read up to and including its ``hello``; the connect data
-        carries that hello's information at once (``app_id`` stays known)."""
+        carries that hello's information at once (``app_id`` stays known).
+
+        Slack refuses a connection over the app's limit with ``disconnect`` /
+        ``too_many_websockets`` before any hello: that raises :class:`TooManyWebsockets`
+        at once, and any other ``disconnect`` before hello a :class:`WebsocketError`
+        (the socket is closed either way)."""
         data = self.call_web(self.source_method, self.args)
         transport = self.open_transport(data["url"])
         held: List[Message] = []
@@ -371,8 +380,22 @@ class SocketModeRun(Run):
                     raise WebsocketError(f"no hello from Slack within "
                                          f"{self.c._hello_timeout:g} s of refreshing")
                 batch = transport.read()
-                held.extend(batch)
-                hello = next((f for f in map(_hello_of, batch) if f is not None), None)
+                for message in batch:
+                    frame = _control_of(message)
+                    if frame is None:
+                        held.append(message)
+                        continue
+                    if frame.get("type") == "hello":
+                        hello = frame
+                        held.append(message)
+                        continue
+                    reason = str(frame.get("reason") or "no reason")
+                    if reason == "too_many_websockets":
+                        raise TooManyWebsockets(
+                            "Slack refused the refresh's connection: too many WebSocket "
+                            "connections for this app (too_many_websockets)")
+                    raise WebsocketError(f"Slack sent disconnect ({reason}) on the refresh's "
+                                         "connection before its hello")
         except BaseException:
             transport.release()
             raise
@@ -381,16 +404,19 @@ class SocketModeRun(Run):
         return transport, held, dict(data, **_hello_info(hello))
 
 
-def _hello_of(message: Message) -> Optional[Dict[str, Any]]:
-    """The hello frame among read messages, or None."""
+def _control_of(message: Message) -> Optional[Dict[str, Any]]:
+    """A ``hello`` or ``disconnect`` frame among read messages, or None."""
     text = message[0]
-    if text is None or '"hello"' not in text:
+    if text is None or not ('"hello"' in text or '"disconnect"' in text):
         return None
     try:
         frame = json.loads(text)
     except ValueError:
         return None
-    return frame if isinstance(frame, dict) and frame.get("type") == "hello" else None
+    if isinstance(frame, dict) and frame.get("type") in ("hello", "disconnect") \
+            and "envelope_id" not in frame:
+        return frame
+    return None
 
 
 def _hello_info(frame: Dict[str, Any]) -> Dict[str, Any]:
