@@ -5,7 +5,7 @@ refresher reached by calling the methods in the order the threads would."""
 from __future__ import annotations
 
 import itertools
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import pytest
 
@@ -49,13 +49,13 @@ class Clock:
         return self.now
 
 
-def machine(delays: Optional[List[float]] = None) -> "tuple[Refresh[str], Clock]":
+def machine(delays: Optional[List[float]] = None) -> Tuple[Refresh[str], Clock]:
     clock = Clock()
     table = delays or [1.0, 2.0, 4.0, 8.0]
     return Refresh(clock, lambda n: table[min(n, len(table)) - 1]), clock
 
 
-def in_state(state: RefreshState) -> "tuple[Refresh[str], Clock, int]":
+def in_state(state: RefreshState) -> Tuple[Refresh[str], Clock, int]:
     """A machine brought to ``state`` through public methods only; the last ticket."""
     m, clock = machine()
     ticket = -1
