@@ -11,9 +11,12 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List
 
+import pytest
+
 import slackrtm
 import slackrtm.testing
 from slackrtm.testing import FakeSlack
+from tests.test_examples import Proc, child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.rst"
@@ -51,15 +54,60 @@ def test_readme_starts_with_the_two_commands() -> None:
         assert f"\n    {command}\n" in head, command
 
 
-def test_readme_code_is_the_examples_as_they_are() -> None:
-    examples = {example_body(path): path.name for path in EXAMPLES.glob("*.py")}
-    shown = []
+def quick_starts() -> Dict[str, str]:
+    """The README's quick starts by client: the code blocks that call ``run_forever()``."""
+    found: Dict[str, str] = {}
     for block in code_blocks(README):
-        if "def test_" in block:
-            continue  # the FakeSlack test snippet, run below
-        assert block in examples, f"a README code block is not an example as it is:\n{block}"
-        shown.append(examples[block])
-    assert {"socket_mode.py", "connect_and_send.py", "receive_messages.py"} <= set(shown)
+        if "run_forever()" in block:
+            name = "SocketModeClient" if "SocketModeClient(" in block else "RTMClient"
+            assert name not in found, f"two {name} quick starts"
+            found[name] = block
+    return found
+
+
+@pytest.mark.parametrize("client", ["SocketModeClient", "RTMClient"])
+def test_readme_quick_start_runs(client: str, slack: FakeSlack, tmp_path: Path) -> None:
+    """The quick start, run as a script against FakeSlack (only $SLACK_API_URL added, as
+    the README says), answers a hello once, ignores its own answer, and stops on Ctrl-C."""
+    script = tmp_path / "quick_start.py"
+    script.write_text(quick_starts()[client], encoding="utf-8")
+    tokens = ({"SLACK_APP_TOKEN": slack.app_token, "SLACK_BOT_TOKEN": slack.token}
+              if client == "SocketModeClient" else {"SLACK_TOKEN": slack.token})
+    proc = Proc([str(script)], child_env(SLACK_API_URL=slack.api_url, **tokens))
+    try:
+        check_quick_start(client, slack, proc)
+    finally:
+        proc.kill()
+
+
+def check_quick_start(client: str, slack: FakeSlack, proc: Proc) -> None:
+    connected = slack.wait_for_socket_connections if client == "SocketModeClient" \
+        else slack.wait_for_connections
+    connected(1)
+    general = slack.channel_id("general")
+    alice = slack.user_id("alice")
+    slack.post_message(general, "no greeting here", user=alice)
+    slack.post_message(general, "Hello bot", user=alice)
+    first = proc.wait_for_line(r"^replied with ts (\S+)$", timeout=30).group(1)
+    # events are handled in order: once bob is answered, the bot's own answer to alice
+    # (which says hello too) was handled before, and must have been ignored
+    slack.post_message(general, "hello from bob", user=slack.user_id("bob"))
+    second = proc.wait_for_line(r"^replied with ts (\S+)$", timeout=30, start=1).group(1)
+    mine = [m for m in slack.messages(general) if m["user"] == slack.bot_user_id]
+    assert [(m["text"], m["ts"]) for m in mine] == [
+        (f"Hello <@{alice}>!", first), (f"Hello <@{slack.user_id('bob')}>!", second)]
+    code = proc.interrupt()
+    assert code == 0 and "Traceback" not in proc.stderr, proc.describe()
+    assert proc.out == [f"replied with ts {first}", f"replied with ts {second}"], \
+        proc.describe()
+    assert slack.token not in proc.stdout + proc.stderr
+
+
+def test_readme_snippets_use_only_public_names() -> None:
+    for block in code_blocks(README):
+        for names in re.findall(r"^from slackrtm(?:\.testing)? import (.+)$", block, re.M):
+            for name in (n.strip() for n in names.split(",")):
+                assert name in slackrtm.__all__ + slackrtm.testing.__all__, name
 
 
 def test_the_docs_quote_every_example_from_examples() -> None:
