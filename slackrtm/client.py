@@ -24,7 +24,7 @@ __all__ = ["DEFAULT_API_URL", "RTMClient"]
 class RTMClient(SendingClient):
     """A Slack RTM API client: one WebSocket kept alive, events out, sends in.
 
-    See the README for the full guide. Typical use::
+    The manual (docs/rtm.rst and the pages beside it) is the full guide. Typical use::
 
         rtm = RTMClient(token)
         rtm.on("message", lambda event: print(event["text"]))
@@ -48,7 +48,7 @@ class RTMClient(SendingClient):
     the messages missed while disconnected after each reconnect (at most
     ``backfill_limit`` per channel, marked ``backfilled``), ``backfill="count"`` only
     reports them through the ``missed`` event; ``backfill_since`` seeds :attr:`last_seen`.
-    See the README's "Workspace store and backfill".
+    See docs/store.rst.
     """
 
     def __init__(
@@ -164,7 +164,7 @@ class RTMClient(SendingClient):
 
         Text over 4,000 characters fails the future at once (``MessageTooLongError``).
         With ``split=True``, returns a list of futures, one per part: the text is cut at
-        newlines, else whitespace, else anywhere (see the README), and the parts are queued
+        newlines, else whitespace, else anywhere (see docs/sending.rst), and the parts are queued
         together, so they go in order with no other send of this client to that channel
         between them.
 
