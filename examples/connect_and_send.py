@@ -10,12 +10,12 @@ import sys
 
 from slackrtm import RTMClient
 
-if len(sys.argv) != 2:
+# A bot token (xoxb-...) from your Slack app. Keep it out of your source code.
+token = os.environ.get("SLACK_TOKEN")
+if not token or len(sys.argv) != 2:
     print(f"usage: SLACK_TOKEN=xoxb-... python {sys.argv[0]} CHANNEL_ID", file=sys.stderr)
     sys.exit(2)
 
-# A bot token (xoxb-...) from your Slack app. Keep it out of your source code.
-token = os.environ["SLACK_TOKEN"]
 # A channel, DM or group id such as C0123456789; with_web_client.py shows how to find one.
 conversation_id = sys.argv[1]
 

@@ -15,6 +15,11 @@ from datetime import datetime
 
 from slackrtm import LogLevel, RTMClient
 
+token = os.environ.get("SLACK_TOKEN")
+if not token:
+    print(f"usage: SLACK_TOKEN=xoxb-... python {sys.argv[0]} [LOG_FILE]", file=sys.stderr)
+    sys.exit(2)
+
 path = sys.argv[1] if len(sys.argv) > 1 else "slackrtm-debug.log"
 lock = threading.Lock()
 
@@ -30,7 +35,7 @@ with open(path, "a", encoding="utf-8") as log_file:
 
     # By default the client logs to the stdlib logger "slackrtm" at INFO: silent unless
     # something goes wrong. Here: everything, to our function.
-    rtm = RTMClient(os.environ["SLACK_TOKEN"], log_level=LogLevel.DEBUG, logger=write_log)
+    rtm = RTMClient(token, log_level=LogLevel.DEBUG, logger=write_log)
     rtm.start().result(timeout=30)
     rtm.disconnect()  # once it returns, the client's threads are done logging
 

@@ -15,12 +15,13 @@ from typing import Any
 
 from slackrtm import RTMClient
 
-if len(sys.argv) != 2:
+token = os.environ.get("SLACK_TOKEN")
+if not token or len(sys.argv) != 2:
     print(f"usage: SLACK_TOKEN=xoxb-... python {sys.argv[0]} CHANNEL_ID", file=sys.stderr)
     sys.exit(2)
 channel_id = sys.argv[1]
 
-rtm = RTMClient(os.environ["SLACK_TOKEN"], store=True)
+rtm = RTMClient(token, store=True)
 
 
 @rtm.once("ready")

@@ -6,20 +6,29 @@ Usage: SLACK_TOKEN=xoxb-... python examples/lifecycle_events.py   (Ctrl-C to sto
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from slackrtm import RTMClient
 
-rtm = RTMClient(os.environ["SLACK_TOKEN"])
+token = os.environ.get("SLACK_TOKEN")
+if not token:
+    print(f"usage: SLACK_TOKEN=xoxb-... python {sys.argv[0]}", file=sys.stderr)
+    sys.exit(2)
+
+rtm = RTMClient(token)
 
 
-def on_state_change(name: str) -> None:
-    """Register a handler that prints the event's name and the client's state."""
+def on_state_change(state: str) -> None:
+    """Register a handler for the lifecycle event named after the state it announces."""
 
     def handler() -> None:
-        print(f"{name:<14} state={rtm.state}")
+        # The event carries the state the client entered. Handlers run on the dispatcher
+        # thread, a moment later: by then rtm.state may have moved on (shown if so).
+        now = rtm.state
+        print(f"{state:<14} state={state}" + (f" (now {now})" if now != state else ""))
 
-    rtm.on(name, handler)
+    rtm.on(state, handler)
 
 
 # Events without arguments.

@@ -19,14 +19,15 @@ from typing import Any
 
 from slackrtm import RTMClient
 
-if len(sys.argv) != 2:
+token = os.environ.get("SLACK_TOKEN")
+if not token or len(sys.argv) != 2:
     print(f"usage: SLACK_TOKEN=xoxb-... python {sys.argv[0]} LOG_FILE", file=sys.stderr)
     sys.exit(2)
 log_path = Path(sys.argv[1])
 seen_path = log_path.with_name(log_path.name + ".seen.json")
 since = json.loads(seen_path.read_text()) if seen_path.exists() else {}
 
-rtm = RTMClient(os.environ["SLACK_TOKEN"], backfill=True, backfill_limit=500,
+rtm = RTMClient(token, backfill=True, backfill_limit=500,
                 backfill_since=since)
 
 

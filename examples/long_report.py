@@ -10,10 +10,10 @@ import sys
 
 from slackrtm import RTMClient
 
-if len(sys.argv) != 2:
+token = os.environ.get("SLACK_TOKEN")
+if not token or len(sys.argv) != 2:
     print(f"usage: SLACK_TOKEN=xoxb-... python {sys.argv[0]} CHANNEL_ID", file=sys.stderr)
     sys.exit(2)
-token = os.environ["SLACK_TOKEN"]
 conversation_id = sys.argv[1]
 
 # About 12,500 characters: Slack takes at most 4,000 in one message (and closes an RTM

@@ -7,11 +7,17 @@ Then rename a channel the bot is a member of.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from slackrtm import RTMClient
 
-rtm = RTMClient(os.environ["SLACK_TOKEN"])
+token = os.environ.get("SLACK_TOKEN")
+if not token:
+    print(f"usage: SLACK_TOKEN=xoxb-... python {sys.argv[0]}", file=sys.stderr)
+    sys.exit(2)
+
+rtm = RTMClient(token)
 
 
 # "{type}::{subtype}" handlers get only the events of that type and subtype.

@@ -15,11 +15,11 @@ from typing import Any
 
 from slackrtm import RTMClient, WebClient
 
-if len(sys.argv) != 2:
+token = os.environ.get("SLACK_TOKEN")
+if not token or len(sys.argv) != 2:
     print(f"usage: SLACK_TOKEN=xoxb-... python {sys.argv[0]} CHANNEL_ID", file=sys.stderr)
     sys.exit(2)
 
-token = os.environ["SLACK_TOKEN"]
 tracked_channel = sys.argv[1]
 
 rtm = RTMClient(token)

@@ -7,8 +7,14 @@ Usage: SLACK_TOKEN=xoxb-... SLACK_PROXY=http://proxy.example.com:3128 python exa
 from __future__ import annotations
 
 import os
+import sys
 
 from slackrtm import RTMClient
+
+token = os.environ.get("SLACK_TOKEN")
+if not token:
+    print(f"usage: SLACK_TOKEN=xoxb-... python {sys.argv[0]}", file=sys.stderr)
+    sys.exit(2)
 
 # A proxy URL often holds a password: read it from the environment, never print it.
 # http://, socks5:// and socks5h:// proxies are supported: scheme://[user:password@]host:port.
@@ -18,7 +24,7 @@ proxy = os.environ.get("SLACK_PROXY")
 # With proxy=None both legs follow HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY from the
 # environment, like `requests` does. An explicit proxy is used for every host, NO_PROXY
 # notwithstanding.
-with RTMClient(os.environ["SLACK_TOKEN"], proxy=proxy) as rtm:
+with RTMClient(token, proxy=proxy) as rtm:
     connect_data = rtm.start().result(timeout=30)
     via = "through SLACK_PROXY" if proxy else "directly (or via HTTPS_PROXY)"
     print(f"Connected {via} as {connect_data['self']['name']} "

@@ -6,11 +6,17 @@ Usage: SLACK_TOKEN=xoxb-... python examples/receive_messages.py   (Ctrl-C to sto
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from slackrtm import RTMClient
 
-rtm = RTMClient(os.environ["SLACK_TOKEN"])
+token = os.environ.get("SLACK_TOKEN")
+if not token:
+    print(f"usage: SLACK_TOKEN=xoxb-... python {sys.argv[0]}", file=sys.stderr)
+    sys.exit(2)
+
+rtm = RTMClient(token)
 
 
 @rtm.on("message")

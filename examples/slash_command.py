@@ -9,15 +9,21 @@ to this script as a slash_commands envelope instead of to a Request URL.
 from __future__ import annotations
 
 import os
+import sys
 
 from slackrtm import SocketModeClient, SocketModeRequest
+
+app_token = os.environ.get("SLACK_APP_TOKEN")
+if not app_token:
+    print(f"usage: SLACK_APP_TOKEN=xapp-... python {sys.argv[0]}", file=sys.stderr)
+    sys.exit(2)
 
 # With the default ack="auto", events are acknowledged as soon as they are read. Envelopes
 # that take a response payload, as slash commands do, are left to their handlers:
 # request.ack(payload) sends the answer; one not acknowledged by the time its handlers
 # return is acknowledged without a payload. With ack="manual" every acknowledgement,
 # events' too, is up to the handlers (to acknowledge an event only once it is saved, say).
-client = SocketModeClient(os.environ["SLACK_APP_TOKEN"])
+client = SocketModeClient(app_token)
 
 
 @client.on("slash_commands")

@@ -11,14 +11,21 @@ and subscribe to the bot events message.channels and reaction_added.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from slackrtm import SocketModeClient, WebClient
 
+app_token, token = os.environ.get("SLACK_APP_TOKEN"), os.environ.get("SLACK_TOKEN")
+if not app_token or not token:
+    print(f"usage: SLACK_APP_TOKEN=xapp-... SLACK_TOKEN=xoxb-... python {sys.argv[0]}",
+          file=sys.stderr)
+    sys.exit(2)
+
 # The app-level token (xapp-...) opens the connection. Socket Mode cannot send messages:
 # the bot token (xoxb-...) posts the replies through the Web API.
-client = SocketModeClient(os.environ["SLACK_APP_TOKEN"])
-web = WebClient(os.environ["SLACK_TOKEN"])
+client = SocketModeClient(app_token)
+web = WebClient(token)
 bot_user_id = web.auth.test()["user_id"]
 
 

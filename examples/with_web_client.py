@@ -11,7 +11,10 @@ from typing import Any, Optional
 
 from slackrtm import RTMClient, WebClient
 
-token = os.environ["SLACK_TOKEN"]
+token = os.environ.get("SLACK_TOKEN")
+if not token:
+    print(f"usage: SLACK_TOKEN=xoxb-... python {sys.argv[0]}", file=sys.stderr)
+    sys.exit(2)
 
 
 def first_member_channel(web: WebClient) -> Optional[dict[str, Any]]:

@@ -10,12 +10,18 @@ as soon as something changes: keep only what you need and update it from events.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from slackrtm import RTMClient
 
+token = os.environ.get("SLACK_TOKEN")
+if not token:
+    print(f"usage: SLACK_TOKEN=xoxb-... python {sys.argv[0]}", file=sys.stderr)
+    sys.exit(2)
+
 # use_rtm_connect=False: connect with rtm.start, whose answer carries the snapshot.
-rtm = RTMClient(os.environ["SLACK_TOKEN"], use_rtm_connect=False)
+rtm = RTMClient(token, use_rtm_connect=False)
 
 # The one piece of state this bot keeps: channel id -> name.
 channel_names: dict[str, str] = {}

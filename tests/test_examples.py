@@ -238,9 +238,53 @@ def test_with_web_client_follows_pagination_and_handles_no_channel(
     assert len(lists) == 3 and lists[-1].params.get("cursor")
 
 
+def token_variables(path: Path) -> List[str]:
+    """The token variables an example's ``Usage:`` line sets (``SLACK_PROXY`` is no token)."""
+    found = re.search(r"^Usage: (.*?)python examples/", path.read_text(encoding="utf-8"), re.M)
+    assert found, path.name
+    return re.findall(r"(SLACK_(?:APP_)?TOKEN)=", found.group(1))
+
+
+def test_examples_without_their_token_print_a_usage_line_naming_it(slack: FakeSlack,
+                                                                    procs: List[Proc]) -> None:
+    scripts = sorted(EXAMPLES.glob("*.py"))
+    started = {}
+    for path in scripts:
+        variables = token_variables(path)
+        assert variables, f"{path.name}: its Usage line names no token variable"
+        for missing in variables:  # each token missing in turn, the others set
+            env = child_env(SLACK_API_URL=slack.api_url,
+                            **{v: (slack.app_token if "APP" in v else slack.token)
+                               for v in variables if v != missing})
+            proc = Proc([str(path), *required_args(path)], env)
+            procs.append(proc)
+            started[(path.name, missing)] = proc
+    for (name, missing), proc in started.items():
+        code = proc.finish()
+        assert code == 2, proc.describe()
+        assert proc.out == [] and len(proc.err) == 1, proc.describe()
+        assert proc.err[0].startswith("usage: ") and f"{missing}=" in proc.err[0], \
+            proc.describe()
+        assert f"examples/{name}" in proc.err[0], proc.describe()
+    assert len(started) == len(scripts) + 1  # socket_mode.py needs two tokens
+    assert slack.calls == []
+
+
+def test_one_variable_name_per_token() -> None:
+    """The bot token is $SLACK_TOKEN everywhere, the app-level token $SLACK_APP_TOKEN."""
+    texts = [README.read_text(encoding="utf-8")]
+    texts += [p.read_text(encoding="utf-8") for p in EXAMPLES.glob("*.py")]
+    texts += [p.read_text(encoding="utf-8") for p in (ROOT / "slackrtm").rglob("*.py")]
+    docs = ROOT / "docs"
+    if docs.is_dir():
+        texts += [p.read_text(encoding="utf-8") for p in docs.rglob("*.rst")]
+    for text in texts:
+        assert "SLACK_BOT_TOKEN" not in text
+
+
 def test_lifecycle_events(slack: FakeSlack, run: Any) -> None:
     proc = run("lifecycle_events.py")
-    proc.wait_for_line("^ready +state=ready$")
+    proc.wait_for_line("^ready +state=ready( |$)")
     assert [line.split()[0] for line in proc.out] == [
         "connecting", "authenticated", "connected", "ready"]
     assert proc.out[1] == "authenticated  as fakebot (U0BOT) in Fake Workspace"
@@ -251,6 +295,10 @@ def test_lifecycle_events(slack: FakeSlack, run: Any) -> None:
     assert names[4:] == ["reconnecting", "connecting", "authenticated", "connected", "ready",
                          "disconnecting", "disconnected"], proc.describe()
     assert proc.out[-1] == "disconnected   state=disconnected"
+    for line in proc.out:  # each lifecycle line shows the state its event announced
+        name = line.split()[0].rstrip(":")
+        if name not in ("authenticated", "unable_to_rtm_start", "error"):
+            assert re.match(rf"^{name} +state={name}( \(now \w+\))?$", line), line
 
 
 def test_lifecycle_events_with_a_bad_token(slack: FakeSlack, run: Any) -> None:
@@ -482,8 +530,8 @@ def required_args(path: Path) -> List[str]:
 def test_examples_without_their_arguments_print_a_usage_line(slack: FakeSlack,
                                                              run: Any) -> None:
     scripts = sorted(EXAMPLES.glob("*.py"))
-    for path in scripts:  # an example reading sys.argv says so in its Usage line
-        if "sys.argv" in path.read_text(encoding="utf-8"):
+    for path in scripts:  # an example reading arguments says so in its Usage line
+        if re.search(r"sys\.argv\[[1-9]|len\(sys\.argv\)", path.read_text(encoding="utf-8")):
             assert re.search(rf"examples/{path.name} +\S", path.read_text(encoding="utf-8"))
     needing = {p.name: required_args(p) for p in scripts if required_args(p)}
     assert sorted(needing) == ["connect_and_send.py", "greeter.py", "logger.py",
