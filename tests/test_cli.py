@@ -148,6 +148,27 @@ def test_send_prints_the_ts_of_the_posted_message(slack: FakeSlack, cli: Any,
     assert [m["ts"] for m in slack.messages("random")] == [piped.stdout.strip()]
 
 
+def test_send_split_posts_a_long_text_as_several_messages(slack: FakeSlack,
+                                                          cli: Any) -> None:
+    slack.message_rate = None  # pacing has its own tests; here only the parts matter
+    text = "\n".join(f"line {n:04d} " + "x" * 60 for n in range(150))  # ~10,500 characters
+    proc = cli("send", "--split", "C0GENERAL", text, **on(slack))
+    code, out, err = finished(proc, timeout=60)
+    assert (code, err) == (0, ""), proc.describe()
+    stamps = out.splitlines()
+    assert len(stamps) == 3 and all(re.fullmatch(r"\d+\.\d+", s) for s in stamps)
+    posted = [m for m in slack.messages("general") if m["ts"] in stamps]
+    assert [m["ts"] for m in posted] == stamps
+    assert [line for m in posted for line in m["text"].splitlines() if line] == \
+        text.splitlines()
+    assert all(len(m["text"]) <= 4000 for m in posted)
+    # without --split, the same text is refused before anything is sent
+    proc = cli("send", "C0GENERAL", text, **on(slack))
+    code, out, _ = finished(proc)
+    one_error_line(proc, code, "1", "4000|4,000")
+    assert out == ""
+
+
 @pytest.mark.parametrize("args, env, pattern", [
     (("C0GENERAL", "hi"), {"SLACK_TOKEN": "xoxb-0-0-wrong"},
      r"^slackrtm: error: Slack rejected the token \(invalid_auth\)$"),
@@ -348,6 +369,33 @@ def test_fake_slack_fixed_port_and_token_and_sigterm(cli: Any, slack: FakeSlack)
     server.popen.send_signal(signal.SIGTERM)
     assert server.finish() == 0, server.describe()
     assert not [line for line in server.out if line.startswith(("api ", "rtm "))]
+
+
+def test_fake_slack_exits_0_on_sigterm_at_any_moment(cli: Any) -> None:
+    # right after the banner, and while a client is connected and talking
+    early = cli("fake-slack")
+    early.wait_for_line(r"^  export SLACK_TOKEN=")
+    early.popen.send_signal(signal.SIGTERM)
+    assert early.finish(30) == 0, early.describe()
+    server = cli("fake-slack")
+    url = server.wait_for_line(r"^  export SLACK_API_URL=(\S+)$")[1]
+    token = server.wait_for_line(r"^  export SLACK_TOKEN=(\S+)$")[1]
+    tail = cli("tail", SLACK_TOKEN=token, SLACK_API_URL=url)
+    server.wait_for_line("^rtm: 1 connection", timeout=30)
+    server.popen.send_signal(signal.SIGTERM)
+    assert server.finish(30) == 0, server.describe()
+    assert "Traceback" not in server.stderr, server.describe()
+    tail.popen.send_signal(signal.SIGTERM)
+    assert tail.finish(30) == 0, tail.describe()
+
+
+@pytest.mark.parametrize("when", ["^Started FakeSlack", "^-- ready$", "^== alice says hello"])
+def test_demo_exits_0_on_sigterm_at_any_moment(cli: Any, when: str) -> None:
+    proc = cli("demo", "--delay", "0.5")
+    proc.wait_for_line(when, timeout=30)
+    proc.popen.send_signal(signal.SIGTERM)
+    assert proc.finish(30) == 0, proc.describe()
+    assert "Traceback" not in proc.stderr, proc.describe()
 
 
 # -- demo --------------------------------------------------------------------------------

@@ -164,7 +164,9 @@ def test_help_mentions_socket_mode(cli: Any) -> None:
     code, out, _ = finished(cli("demo", "--help"))
     assert code == 0 and "--socket-mode" in out
     code, out, _ = finished(cli("send", "--help"))
-    assert code == 0 and not re.search(r"^ +--socket-mode", out, re.M)  # only explained
+    # listed, to say it is not available; send takes the bot token only
+    assert code == 0 and re.search(r"^ +--socket-mode +not available", out, re.M)
+    assert "SLACK_APP_TOKEN" not in out and "$SLACK_TOKEN" in out and "--split" in out
 
 
 # -- demo --socket-mode ------------------------------------------------------------------

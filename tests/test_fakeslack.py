@@ -180,22 +180,26 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
     assert "2 passed" in result.stdout
 
 
-def test_command_line_server() -> None:
+def test_command_line_server_is_fake_slack() -> None:
+    """``python -m slackrtm.testing`` is ``python -m slackrtm fake-slack``, options too."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "slackrtm.testing", "--token", "xoxb-cli"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(4)]
-        assert lines[-1].startswith("Ctrl-C"), lines
-        url = lines[0].strip().split("=", 1)[1]
-        assert lines[1].strip() == "SLACK_TOKEN=xoxb-cli" and "#general" in lines[2]
+        lines = []
+        while not lines or not lines[-1].startswith("  export SLACK_TOKEN="):
+            line = proc.stdout.readline()
+            assert line, (lines, proc.stderr and proc.stderr.read())
+            lines.append(line)
+        url = next(li for li in lines if "SLACK_API_URL=" in li).strip().split("=", 1)[1]
+        assert lines[-1].strip() == "export SLACK_TOKEN=xoxb-cli"
         with requests.Session() as http:
             http.trust_env = False
             assert http.post(url + "auth.test", data={"token": "xoxb-cli"},
-                             timeout=5).json()["ok"] is True
+                             timeout=30).json()["ok"] is True
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=30) == 0
     finally:
         proc.kill()
         proc.wait()

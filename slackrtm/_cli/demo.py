@@ -23,6 +23,7 @@ from slackrtm._cli.format import Names, envelope_line, event_line, paint
 from slackrtm._client_base import BaseClient
 from slackrtm._protocols.envelope import SocketModeRequest
 from slackrtm.client import RTMClient
+from slackrtm.errors import SendWhileDisconnectedError
 from slackrtm.socket_mode import SocketModeClient
 from slackrtm.web import WebClient
 
@@ -57,7 +58,10 @@ class DemoBot:
     def reply(self, channel: str, text: str) -> None:
         self.say(f"-> {self.how} <#{channel}>: {text}")
         # Handlers may block on a send's result: replies are not resolved on this thread.
-        answer = self.post(channel, text)
+        try:
+            answer = self.post(channel, text)
+        except SendWhileDisconnectedError:
+            return  # the demo is being stopped (Ctrl-C, SIGTERM): nothing left to say
         self.say(f"   Slack replied ok, ts {answer['ts']}")
         with self.cond:
             self.sent.append(answer)

@@ -23,6 +23,7 @@ from typing import IO, Any, Callable, NoReturn, Optional, Sequence
 from slackrtm._cli.base import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
+    EXIT_OK,
     EXIT_USAGE,
     CliError,
     Console,
@@ -84,6 +85,22 @@ def _port(text: str) -> int:
     return value
 
 
+def _slack_options(token_from: str) -> _Parser:
+    """The options of the commands that talk to Slack; ``token_from`` names the variable."""
+    slack = _Parser(add_help=False)
+    slack.add_argument("--token-file", metavar="PATH",
+                       help=f"read the token from this file ('-': stdin) instead of "
+                            f"{token_from}")
+    slack.add_argument("--api-url", metavar="URL",
+                       help="Web API base URL (default: $SLACK_API_URL, else Slack's)")
+    slack.add_argument("--timeout", type=_positive, default=30.0, metavar="SECONDS",
+                       help="give up connecting or waiting for a reply after this long "
+                            "(default: 30)")
+    slack.add_argument("-v", "--verbose", action="store_true",
+                       help="log what the client does (debug level) on stderr")
+    return slack
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``slackrtm`` argument parser."""
     parser = _Parser(
@@ -95,17 +112,6 @@ def build_parser() -> argparse.ArgumentParser:
     color = _Parser(add_help=False)
     color.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                        help="colored output (default: auto, i.e. on a terminal)")
-    slack = _Parser(add_help=False)
-    slack.add_argument("--token-file", metavar="PATH",
-                       help="read the token from this file ('-': stdin) instead of "
-                            "$SLACK_TOKEN ($SLACK_APP_TOKEN for tail --socket-mode)")
-    slack.add_argument("--api-url", metavar="URL",
-                       help="Web API base URL (default: $SLACK_API_URL, else Slack's)")
-    slack.add_argument("--timeout", type=_positive, default=30.0, metavar="SECONDS",
-                       help="give up connecting or waiting for a reply after this long "
-                            "(default: 30)")
-    slack.add_argument("-v", "--verbose", action="store_true",
-                       help="log what the client does (debug level) on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("demo", parents=[color], help="watch a bot chat in an offline FakeSlack",
@@ -118,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "token, replies with chat.postMessage and answers a slash command")
     p.set_defaults(handler=cmd_demo)
 
-    p = sub.add_parser("tail", parents=[slack, color], help="print every event as it arrives",
+    tail_token = "$SLACK_TOKEN ($SLACK_APP_TOKEN with --socket-mode)"
+    p = sub.add_parser("tail", parents=[_slack_options(tail_token), color],
+                       help="print every event as it arrives",
                        description="Connect over RTM (or Socket Mode) and print every event, "
                                    "one per line, until Ctrl-C. Connection notices go to "
                                    "stderr. Over Socket Mode, Slack hands each envelope to "
@@ -134,14 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only events of this type (repeatable)")
     p.set_defaults(handler=cmd_tail)
 
-    p = sub.add_parser("send", parents=[slack, color], help="send a message, print its ts",
-                       description="Send TEXT to CHANNEL over RTM and print the ts Slack "
-                                   "gave the message.")
+    p = sub.add_parser("send", parents=[_slack_options("$SLACK_TOKEN"), color],
+                       help="send a message, print its ts",
+                       description="Send TEXT to CHANNEL over RTM with the bot token and "
+                                   "print the ts Slack gave the message (one line per part "
+                                   "with --split).")
     p.add_argument("channel", metavar="CHANNEL",
                    help="a conversation id (C0123...), or #name to look it up")
     p.add_argument("text", metavar="TEXT", help="the message")
     p.add_argument("--thread-ts", metavar="TS", help="reply in the thread of this message")
-    p.add_argument("--socket-mode", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--split", action="store_true",
+                   help="send a text over 4,000 characters as several messages, cut at line "
+                        "breaks (else it is refused); prints each part's ts")
+    p.add_argument("--socket-mode", action="store_true",
+                   help="not available: Socket Mode cannot send messages (send goes over "
+                        "RTM; a Socket Mode app posts with chat.postMessage)")
     p.set_defaults(handler=cmd_send)
 
     p = sub.add_parser("fake-slack", parents=[color], help="run a FakeSlack for your bot",
@@ -162,15 +177,31 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = None,
          stderr: Optional[IO[str]] = None) -> int:
     """Run the command line; returns the exit code."""
+    previous = _terminate_as_interrupt()
+    try:
+        return _run(argv, stdout, stderr)
+    except Terminated:  # before the command started
+        return EXIT_INTERRUPTED
+    finally:
+        _restore(previous)
+
+
+def _run(argv: Optional[Sequence[str]], stdout: Optional[IO[str]],
+         stderr: Optional[IO[str]]) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stdout or sys.stdout, stderr or sys.stderr, getattr(args, "color", "auto"))
     handler: Callable[[argparse.Namespace, Console], int] = args.handler
-    previous = _terminate_as_interrupt()
     try:
         return handler(args, console)
     except CliError as exc:
         console.error(exc.message)
         return exc.code
+    except Terminated:  # SIGTERM: how service managers stop a server
+        if args.command in STOP_WITH_SIGTERM:
+            console.note("stopped")
+            return EXIT_OK
+        console.note("terminated")
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         console.note("interrupted")
         return EXIT_INTERRUPTED
@@ -179,17 +210,29 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[IO[str]] = No
             console.note("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
         console.error(explain(exc, ""))
         return EXIT_FAILURE
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread where Ctrl-C raises KeyboardInterrupt."""
+
+
+#: Commands that run until they are stopped: SIGTERM is their normal end (exit 0).
+STOP_WITH_SIGTERM = frozenset({"fake-slack", "demo", "tail"})
 
 
 def _terminate_as_interrupt() -> Any:
-    """Make SIGTERM stop the command like Ctrl-C does (main thread only)."""
+    """Make SIGTERM stop the command like Ctrl-C does (main thread only). Only the first
+    SIGTERM raises: later ones are ignored, so the cleanup it started runs to its end."""
     if threading.current_thread() is not threading.main_thread():
         return None
 
     def on_term(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
 
     return signal.signal(signal.SIGTERM, on_term)
+
+
+def _restore(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)

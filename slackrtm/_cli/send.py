@@ -1,4 +1,5 @@
-"""``slackrtm send``: post one message over RTM and print the ``ts`` Slack gave it."""
+"""``slackrtm send``: post one message over RTM and print the ``ts`` Slack gave it (with
+``--split``, a long text as several messages: one ``ts`` per line)."""
 
 from __future__ import annotations
 
@@ -52,11 +53,19 @@ def cmd_send(args: argparse.Namespace, console: Console) -> int:
             step = "connecting"
             rtm.start().result(timeout)
             step = "the reply"
-            reply = rtm.send_message(args.text, channel, thread_ts=args.thread_ts).result(
-                timeout + 1.0)
+            if not args.split:
+                reply = rtm.send_message(args.text, channel, thread_ts=args.thread_ts).result(
+                    timeout + 1.0)
+                console.out(str(reply.get("ts")))
+                return EXIT_OK
+            futures = rtm.send_message(args.text, channel, thread_ts=args.thread_ts,
+                                       split=True)
+            for number, future in enumerate(futures, 1):
+                step = f"the reply to part {number} of {len(futures)}"
+                # the parts are paced as Slack asks (about one a second after a burst)
+                console.out(str(future.result(timeout + number * 2.0).get("ts")))
     except concurrent.futures.TimeoutError:
         raise CliError(f"timed out after {timeout:g} s waiting for {step}") from None
     except SlackRTMError as exc:
         raise CliError(explain(exc, api_url)) from None
-    console.out(str(reply.get("ts")))
     return EXIT_OK

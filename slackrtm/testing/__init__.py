@@ -12,8 +12,8 @@ with a seeded workspace, recording of everything clients send, and fault injecti
         slack.wait_for_received("message")
 
 Standard library only, and independent of the rest of slackrtm: it is a witness of the
-protocol, not a reflection of the client. Run ``python -m slackrtm.testing`` to serve one
-for bot development.
+protocol, not a reflection of the client. Run ``python -m slackrtm fake-slack`` (or
+``python -m slackrtm.testing``, the same command) to serve one for bot development.
 """
 
 from __future__ import annotations
