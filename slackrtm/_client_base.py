@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import ssl
 import threading
@@ -31,7 +30,7 @@ from slackrtm._web.netconfig import (
     trust_context,
 )
 from slackrtm.errors import KeepAliveConfigError, WebsocketError
-from slackrtm.web import WebClient
+from slackrtm.web import WebClient, api_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound="BaseClient")
@@ -106,7 +105,7 @@ class BaseClient:
         self._log = Log(log_level, logger, secrets=(token,))
         if self._proxy is not None and self._proxy.auth is not None:
             self._log.add_secret(self._proxy.auth[1])
-        self._api_url = slack_api_url or os.environ.get("SLACK_API_URL") or DEFAULT_API_URL
+        self._api_url = api_url(slack_api_url or None, "slack_api_url")
         self._auto_reconnect = auto_reconnect
         self._hello_timeout = hello_timeout
         # Both legs (Web API and WebSocket) take their proxy and trust store from one
@@ -118,7 +117,7 @@ class BaseClient:
         self._max_backlog = max_backlog
         self._owns_web = web_client is None
         self._web = web_client if web_client is not None else WebClient(
-            token, base_url=self._api_url, proxy=proxy, ssl_context=self._ssl_context,
+            token, slack_api_url=self._api_url, proxy=proxy, ssl_context=self._ssl_context,
             logger=logger, log_level=log_level)
         #: Posts messages with chat.postMessage (set by the facades that can); None: cannot.
         self._post_web: Optional[WebClient] = None

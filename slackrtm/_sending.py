@@ -17,6 +17,7 @@ from slackrtm._engine.core import Resolve
 from slackrtm._engine.pacing import Pacer, SendRate
 from slackrtm._engine.run import apply
 from slackrtm._engine.split import split_text
+from slackrtm._web.names import ID, ConversationNames
 from slackrtm.errors import SendWhileDisconnectedError
 from slackrtm.web import WebClient
 
@@ -48,11 +49,30 @@ class SendingClient(BaseClient):
             raise TypeError(f"send_message() sets {', '.join(reserved)} itself: pass the "
                             "text and the conversation as its first two arguments (the "
                             "client's own token is used)")
-        body: Dict[str, Any] = {"channel": conversation_id, "text": text}
+        if not isinstance(text, str):
+            raise TypeError(f"send_message(text, conversation_id): text must be a str, not "
+                            f"{type(text).__name__}")
+        if not isinstance(conversation_id, str):
+            raise TypeError(f"send_message(text, conversation_id): conversation_id must be a "
+                            f"str such as 'C0123456789', not {type(conversation_id).__name__}")
+        body: Dict[str, Any] = {"channel": self._conversation_id(conversation_id),
+                                "text": text}
         if thread_ts is not None:
             body["thread_ts"] = thread_ts
         body.update(fields)
         return body
+
+    def _conversation_id(self, ref: str) -> str:
+        """``ref`` if it is an id, else the id of the channel so named (looked up once with
+        conversations.list, with the token that posts, and cached)."""
+        if ID.match(ref):
+            return ref
+        with self._lock:
+            names: Optional[ConversationNames] = getattr(self, "_names", None)
+            if names is None:
+                web = self._post_web if self._post_web is not None else self._web
+                names = self._names = ConversationNames(web)
+        return names.resolve(ref)  # outside the lock: it may call the Web API
 
     def _send_messages(self, body: Dict[str, Any], split: bool, web: bool) -> Any:
         """Queue ``body`` as one message, or (``split``) as the parts of its text, queued

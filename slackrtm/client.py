@@ -162,7 +162,10 @@ class RTMClient(SendingClient):
                      split: bool = False, **fields: Any) -> Any:
         """Post ``text``; resolves with Slack's reply (``ok``, ``ts``, ``text``) to it.
 
-        Text over 4,000 characters fails the future at once (``MessageTooLongError``).
+        ``conversation_id`` is an id (``C0123456789``); a channel name (``"#general"`` or
+        ``"general"``) is looked up once with conversations.list and cached (``ValueError``
+        if no channel of that name is visible to the token). Text over 4,000 characters
+        fails the future at once (``MessageTooLongError``).
         With ``split=True``, returns a list of futures, one per part: the text is cut at
         newlines, else whitespace, else anywhere (see docs/sending.rst), and the parts are queued
         together, so they go in order with no other send of this client to that channel

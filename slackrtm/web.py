@@ -192,10 +192,25 @@ class _BearerAuth(requests.auth.AuthBase):
         return "<BearerAuth>"
 
 
+def api_url(value: str | None, keyword: str = "slack_api_url") -> str:
+    """The Web API base URL ``value`` (None: ``$SLACK_API_URL``, else Slack's), checked and
+    ending in ``/``. A bad one raises ``ValueError`` naming ``keyword`` (or the variable)."""
+    if value is None:
+        value, keyword = os.environ.get("SLACK_API_URL") or DEFAULT_BASE_URL, "$SLACK_API_URL"
+    if not isinstance(value, str):
+        raise TypeError(f"{keyword} must be a string (an http:// or https:// URL), not "
+                        f"{type(value).__name__}")
+    if urlsplit(value).scheme.lower() not in ("http", "https") or not urlsplit(value).netloc:
+        raise ValueError(f"{keyword} must be an http:// or https:// URL such as "
+                         f"{DEFAULT_BASE_URL!r}, got {value!r}")
+    return value if value.endswith("/") else value + "/"
+
+
 class WebClient:
     """Calls Slack Web API methods over HTTP (one ``requests.Session`` per client).
 
-    ``token`` goes only in the ``Authorization`` header. ``base_url`` defaults to
+    ``token`` goes only in the ``Authorization`` header. ``slack_api_url`` (as for the
+    RTM and Socket Mode clients; ``base_url`` is another name for it) defaults to
     ``$SLACK_API_URL``, else ``https://slack.com/api/``. ``timeout`` bounds connecting and
     each read, in seconds. HTTP 429 is retried after ``Retry-After`` seconds up to
     ``max_rate_limit_retries`` times. Other failures are retried up to ``max_retries`` times
@@ -221,16 +236,18 @@ class WebClient:
     "chat.update": (30, 5)}`` (a tier, or calls per minute and burst). Off by default.
     """
 
-    def __init__(self, token: str | None = None, *, base_url: str | None = None,
-                 timeout: float = 30.0, max_rate_limit_retries: int = 3,
+    def __init__(self, token: str | None = None, *, slack_api_url: str | None = None,
+                 base_url: str | None = None, timeout: float = 30.0,
+                 max_rate_limit_retries: int = 3,
                  proxy: str | None = None, ssl_context: ssl.SSLContext | None = None,
                  logger: Union[LoggerLike, Log] = None, session: requests.Session | None = None,
                  log_level: int = LogLevel.INFO, rate_limits: RateLimits = False,
                  max_retries: int = 2) -> None:
-        if base_url is None:
-            base_url = os.environ.get("SLACK_API_URL") or DEFAULT_BASE_URL
-        if urlsplit(base_url).scheme.lower() not in ("http", "https"):
-            raise ValueError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
+        if slack_api_url is not None and base_url is not None:
+            raise TypeError("WebClient() takes slack_api_url or base_url (another name for "
+                            "it), not both")
+        base_url = api_url(slack_api_url, "slack_api_url") if base_url is None \
+            else api_url(base_url, "base_url")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         if max_rate_limit_retries < 0:
@@ -246,7 +263,7 @@ class WebClient:
             raise ValueError("proxy and ssl_context cannot be combined with a given session: "
                              "configure that session instead")
         self._token = token
-        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.base_url = base_url
         self.timeout = float(timeout)
         self.max_rate_limit_retries = int(max_rate_limit_retries)
         self.max_retries = int(max_retries)
@@ -272,6 +289,11 @@ class WebClient:
             session.headers["User-Agent"] = (f"slackrtm/{__version__} "
                                              f"{requests.utils.default_user_agent()}")
         self.session = session
+
+    @property
+    def slack_api_url(self) -> str:
+        """The Web API's base URL, ending in ``/`` (also readable as ``base_url``)."""
+        return self.base_url
 
     @property
     def proxy(self) -> str | None:

@@ -91,6 +91,7 @@ class Registry:
 
     def on(self, event: str, handler: Handler) -> Handler:
         """Register ``handler`` for ``event`` (once, however often it is registered)."""
+        _check(event, handler, "on")
         with self._lock:
             self._ns.signal(event).connect(handler, weak=False)
             self._snapshots.pop(event, None)
@@ -98,6 +99,7 @@ class Registry:
 
     def once(self, event: str, handler: Handler) -> Handler:
         """Register ``handler`` to run at most once for ``event``."""
+        _check(event, handler, "once")
         key = (event, _key(handler))
 
         def run_once(*args: Any) -> Any:
@@ -394,3 +396,13 @@ class Dispatcher:
                 self.log.error(f"handler {name} for {event!r} raised {type(exc).__name__}", exc)
                 if event != "error":
                     self.emit("error", (exc,))
+
+
+def _check(event: Any, handler: Any, how: str) -> None:
+    """Refuse at registration what could never be called: a bad name or a non-callable."""
+    if not isinstance(event, str) or not event:
+        raise TypeError(f"{how}(event, handler): event must be an event name such as "
+                        f"'message', not {event!r}")
+    if not callable(handler):
+        raise TypeError(f"{how}({event!r}, handler): handler must be callable (a function "
+                        f"taking the event), not {type(handler).__name__} {handler!r}")
