@@ -272,7 +272,7 @@ def test_examples_without_their_token_print_a_usage_line_naming_it(slack: FakeSl
 
 def test_one_variable_name_per_token() -> None:
     """The bot token is $SLACK_TOKEN everywhere, the app-level token $SLACK_APP_TOKEN."""
-    texts = [README.read_text(encoding="utf-8")]
+    texts = [(ROOT / "README.rst").read_text(encoding="utf-8")]
     texts += [p.read_text(encoding="utf-8") for p in EXAMPLES.glob("*.py")]
     texts += [p.read_text(encoding="utf-8") for p in (ROOT / "slackrtm").rglob("*.py")]
     docs = ROOT / "docs"
