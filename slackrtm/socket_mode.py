@@ -37,7 +37,7 @@ class SocketModeClient(SendingClient):
     Typical use::
 
         client = SocketModeClient(os.environ["SLACK_APP_TOKEN"],
-                                  bot_token=os.environ["SLACK_BOT_TOKEN"])
+                                  bot_token=os.environ["SLACK_TOKEN"])
 
         @client.on("app_mention")             # the inner event of events_api envelopes
         def on_mention(event):
