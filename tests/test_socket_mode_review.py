@@ -282,8 +282,8 @@ def test_review_disconnect_just_before_the_refresh_handshake(
             # disconnect() lands between apps.connections.open's answer and the handshake
             t = threading.Thread(target=lambda: client.disconnect(timeout=1.0),
                                  name="test-disconnect")
+            t.start()  # before the test's main thread can see it (and join it)
             stopper.append(t)
-            t.start()
             self.stop.wait(2)
         return original(self, url)
 

@@ -65,13 +65,13 @@ def serve(args: argparse.Namespace, console: Console) -> int:
         raise CliError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") \
             from None
     with slack:
-        console.scrub = False  # the fake token is meant to be copied
-        for line in banner(slack):
-            console.out(line)
-        console.note("serving; Ctrl-C to stop")
-        names = Names({u["id"]: u["name"] for u in slack.users},
-                      {c["id"]: c["name"] for c in slack.channels})
-        try:
+        try:  # Ctrl-C is how a server stops, at any moment: while printing the banner too
+            console.scrub = False  # the fake token is meant to be copied
+            for line in banner(slack):
+                console.out(line)
+            console.note("serving; Ctrl-C to stop")
+            names = Names({u["id"]: u["name"] for u in slack.users},
+                          {c["id"]: c["name"] for c in slack.channels})
             _watch(slack, console, names, quiet=args.quiet)
         except KeyboardInterrupt:
             pass
