@@ -71,7 +71,7 @@ def test_readme_quick_start_runs(client: str, slack: FakeSlack, tmp_path: Path) 
     the README says), answers a hello once, ignores its own answer, and stops on Ctrl-C."""
     script = tmp_path / "quick_start.py"
     script.write_text(quick_starts()[client], encoding="utf-8")
-    tokens = ({"SLACK_APP_TOKEN": slack.app_token, "SLACK_BOT_TOKEN": slack.token}
+    tokens = ({"SLACK_APP_TOKEN": slack.app_token, "SLACK_TOKEN": slack.token}
               if client == "SocketModeClient" else {"SLACK_TOKEN": slack.token})
     proc = Proc([str(script)], child_env(SLACK_API_URL=slack.api_url, **tokens))
     try:
