@@ -192,8 +192,15 @@ class Ledger:
             for text, _, fut in sends:
                 if fut.exception(0) is None:
                     assert text in arrived
+            # Order is checked connection by connection, oldest first: that is the order
+            # the client wrote in. slack.received interleaves connections by the server's
+            # read time, and on a loaded machine the server may read the last frames of a
+            # dropped connection after the first frames of the next one.
+            written = [f.get("text") for conn in slack.all_connections for f in conn.received
+                       if f.get("type") == "message"]
+            assert sorted(map(str, written)) == sorted(map(str, texts))
             by_tag: Dict[str, List[int]] = {}
-            for text in texts:
+            for text in written:
                 if isinstance(text, str) and "-" in text:
                     tag, _, n = text.rpartition("-")
                     if n.isdigit():
