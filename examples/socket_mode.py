@@ -1,4 +1,4 @@
-"""Socket Mode quick start: receive events with the app-level token, reply with the Web API.
+"""Socket Mode quick start: receive events with the app-level token, reply with the bot token.
 
 Usage: SLACK_APP_TOKEN=xapp-... SLACK_TOKEN=xoxb-... python examples/socket_mode.py
 (Ctrl-C to stop)
@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from slackrtm import SocketModeClient, WebClient
+from slackrtm import SocketModeClient
 
 app_token, token = os.environ.get("SLACK_APP_TOKEN"), os.environ.get("SLACK_TOKEN")
 if not app_token or not token:
@@ -22,10 +22,11 @@ if not app_token or not token:
           file=sys.stderr)
     sys.exit(2)
 
-# The app-level token (xapp-...) opens the connection. Socket Mode cannot send messages:
-# the bot token (xoxb-...) posts the replies through the Web API.
-client = SocketModeClient(app_token)
-web = WebClient(token)
+# The app-level token (xapp-...) opens the connection; the bot token (xoxb-...) posts the
+# replies (chat.postMessage), paced per channel like RTMClient's sends.
+client = SocketModeClient(app_token, bot_token=token)
+web = client.bot_web_client  # the bot token's WebClient, for any other Web API call
+assert web is not None
 bot_user_id = web.auth.test()["user_id"]
 
 
@@ -38,15 +39,15 @@ def on_message(event: dict[str, Any]) -> None:
     if event.get("subtype") or event.get("user") == bot_user_id:
         return
     if "hello" in str(event.get("text", "")).lower():
-        web.chat.postMessage(channel=event["channel"], text=f"Hello <@{event['user']}>!")
+        client.send_message(f"Hello <@{event['user']}>!", event["channel"])
 
 
 @client.on("reaction_added")
 def on_reaction_added(event: dict[str, Any]) -> None:
     item = event["item"]
     if item.get("type") == "message":
-        web.chat.postMessage(channel=item["channel"], thread_ts=item["ts"],
-                             text=f"Thanks for the :{event['reaction']}:")
+        client.send_message(f"Thanks for the :{event['reaction']}:", item["channel"],
+                            thread_ts=item["ts"])
 
 
 @client.on("ready")

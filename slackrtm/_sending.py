@@ -37,6 +37,13 @@ class SendingClient(BaseClient):
 
     _post_web: Optional[WebClient]
 
+    @property
+    def bot_web_client(self) -> Optional[WebClient]:
+        """The WebClient holding the bot token, which posts this client's messages: for any
+        other Web API call as the bot (``reactions.add``, ...). ``RTMClient``: its token;
+        ``SocketModeClient``: ``bot_token`` (None without one)."""
+        return self._post_web
+
     def _poster_client(self, token: str, proxy: Optional[str]) -> WebClient:
         """The WebClient that posts messages with ``token`` (its secrets join the log's)."""
         return WebClient(token, base_url=self._api_url, proxy=proxy,

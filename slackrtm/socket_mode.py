@@ -157,11 +157,6 @@ class SocketModeClient(SendingClient):
         return backfill.last_seen if backfill is not None else {}
 
     # ------------------------------------------------------------------ sending
-    @property
-    def bot_web_client(self) -> Optional[WebClient]:
-        """The WebClient holding ``bot_token`` (None without one): for other Web API calls."""
-        return self._post_web
-
     @overload
     def send_message(self, text: str, conversation_id: str, *, thread_ts: Optional[str] = None,
                      split: Literal[False] = False, **fields: Any) -> Future[Dict[str, Any]]: ...

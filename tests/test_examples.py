@@ -505,6 +505,32 @@ def test_socket_mode(slack: FakeSlack, run: Any) -> None:
     assert slack.token not in proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("mode", [[], ["--socket-mode"]], ids=["rtm", "socket_mode"])
+def test_portable_bot(slack: FakeSlack, run: Any, mode: List[str]) -> None:
+    general = slack.channel_id("general")
+    alice = slack.user_id("alice")
+    proc = run("portable_bot.py", *mode, SLACK_APP_TOKEN=slack.app_token)
+    kind = "Socket Mode" if mode else "RTM"
+    proc.wait_for_line(f"^Ready as @fakebot over {kind}. Press Ctrl-C to stop.$", 30)
+    slack.post_message(general, "no mention here", user=alice)
+    asked = slack.post_message(general, f"<@{slack.bot_user_id}> are you there?", user=alice)
+    proc.wait_for_line("^Answered @alice in #general$", 30)
+    clean_exit(proc, proc.interrupt())
+    mine = [m for m in slack.messages(general) if m["user"] == slack.bot_user_id]
+    assert [(m["text"], m.get("thread_ts")) for m in mine] == [
+        ("Hi alice, I heard you in #general.", asked["ts"])]
+    stored = next(m for m in slack.messages(general) if m["ts"] == asked["ts"])
+    assert [(r["name"], r["users"]) for r in stored.get("reactions", [])] == [
+        ("eyes", [slack.bot_user_id])]
+    methods = [c.method for c in slack.calls]
+    opened = "apps.connections.open" if mode else "rtm.connect"
+    assert methods.count(opened) == 1 and methods.count("reactions.add") == 1
+    assert methods.count("users.info") == 1  # the store asks once for a name
+    assert proc.out[1:] == ["Answered @alice in #general"]
+    assert slack.token not in proc.stdout + proc.stderr
+    assert slack.app_token not in proc.stdout + proc.stderr
+
+
 def test_slash_command(slack: FakeSlack, run: Any) -> None:
     proc = run("slash_command.py", SLACK_APP_TOKEN=slack.app_token)
     proc.wait_for_line("^Waiting for slash commands")
