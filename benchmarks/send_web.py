@@ -75,7 +75,7 @@ def main() -> int:
             "slackrtm WebClient.chat.postMessage (reference)":
                 lambda t: ours.chat.postMessage(channel=channel, text=t),
         }
-        for name, send in clients.items():  # warm-up: connections, caches
+        for send in clients.values():  # warm-up: connections, caches
             for i in range(50):
                 send(f"warm-up {i}")
         times: Dict[str, List[List[float]]] = {name: [] for name in clients}
