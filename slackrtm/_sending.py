@@ -56,7 +56,6 @@ class SendingClient(BaseClient):
             settle_environment(web.session, web.base_url)
         return web
 
-
     def _message_body(self, text: str, conversation_id: str, thread_ts: Optional[str],
                       fields: Dict[str, Any]) -> Dict[str, Any]:
         reserved = sorted(RESERVED_FIELDS.intersection(fields))
