@@ -58,7 +58,13 @@ def register(client: Client) -> None:
 
 
 if __name__ == "__main__":
-    bot = make_client("--socket-mode" in sys.argv[1:])
+    socket_mode = "--socket-mode" in sys.argv[1:]
+    needed = ["SLACK_TOKEN", "SLACK_APP_TOKEN"] if socket_mode else ["SLACK_TOKEN"]
+    if not all(os.environ.get(name) for name in needed):
+        print(f"usage: SLACK_TOKEN=xoxb-... python {sys.argv[0]}, or SLACK_APP_TOKEN=xapp-... "
+              f"SLACK_TOKEN=xoxb-... python {sys.argv[0]} --socket-mode", file=sys.stderr)
+        sys.exit(2)
+    bot = make_client(socket_mode)
     register(bot)
     # Connects ($SLACK_API_URL when set, e.g. a FakeSlack), then blocks until Ctrl-C.
     bot.run_forever()
