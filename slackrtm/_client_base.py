@@ -20,6 +20,7 @@ from slackrtm._engine.backoff import Backoff
 from slackrtm._engine.core import Core, State, Timeouts
 from slackrtm._engine.dispatch import Registry
 from slackrtm._engine.run import Run
+from slackrtm._health import Replicated
 from slackrtm._log import Log
 from slackrtm._web.netconfig import (
     ProxyConfig,
@@ -69,7 +70,7 @@ class _Terminate(BaseException):
     """Raised in the main thread by the SIGTERM handler installed by run_forever()."""
 
 
-class BaseClient:
+class BaseClient(Replicated):
     """The part of a Slack WebSocket client that does not depend on the protocol."""
 
     def __init__(
@@ -139,6 +140,8 @@ class BaseClient:
         return proxy_for(self._proxy, url)
 
     def _on_transition(self, old: State, new: State) -> None:
+        if new is State.RECONNECTING:
+            self._counters.add("reconnects")
         self._log.debug(f"state {old.value} -> {new.value}")
 
     # ------------------------------------------------------------------ state

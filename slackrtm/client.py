@@ -10,6 +10,7 @@ from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Union,
 
 from slackrtm._client_base import DEFAULT_API_URL, WaitFuture
 from slackrtm._engine.backoff import Backoff
+from slackrtm._engine.dedupe import Dedupe
 from slackrtm._engine.pacing import DEFAULT_SEND_RATE, SendRate
 from slackrtm._log import LogLevel
 from slackrtm._protocols.rtm_run import RTMRun
@@ -49,6 +50,11 @@ class RTMClient(SendingClient):
     ``backfill_limit`` per channel, marked ``backfilled``), ``backfill="count"`` only
     reports them through the ``missed`` event; ``backfill_since`` seeds :attr:`last_seen`.
     See docs/store.rst.
+
+    ``dedupe`` (a :class:`~slackrtm.Dedupe`, e.g. ``slackrtm.redis.RedisDedupe``) runs
+    several copies of a bot as one: every copy receives every event, and only the copy
+    that claims an event first runs its handlers (the others' stores still see it). See
+    docs/replicas.rst.
     """
 
     def __init__(
@@ -74,6 +80,7 @@ class RTMClient(SendingClient):
         backfill: Union[bool, str] = False,
         backfill_limit: int = 100,
         backfill_since: Optional[Mapping[str, str]] = None,
+        dedupe: Optional[Dedupe] = None,
     ) -> None:
         pacer = check_send_rate(send_rate)
         super().__init__(
@@ -83,6 +90,7 @@ class RTMClient(SendingClient):
             log_level=log_level, logger=logger, proxy=proxy, ssl_context=ssl_context,
             web_client=web_client, max_backlog=max_backlog)
         self._use_rtm_connect = use_rtm_connect
+        self._setup_dedupe(dedupe, local_default=False)
         self._core.pacer = pacer
         self._post_web = self._poster_client(token, proxy)
         self._store, self._backfill = attach(

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Union, overload
 
 from slackrtm._engine.backoff import Backoff
+from slackrtm._engine.dedupe import Dedupe
 from slackrtm._engine.pacing import DEFAULT_SEND_RATE, SendRate
 from slackrtm._log import LogLevel
 from slackrtm._protocols.envelope import SocketModeRequest
@@ -55,7 +56,10 @@ class SocketModeClient(SendingClient):
     (or acknowledged empty once the handlers return). ``ack="manual"`` leaves every
     acknowledgement to the handlers; one left unacknowledged when its handlers return is
     acknowledged empty, with a warning. Envelopes Slack delivers again (same
-    ``envelope_id``, or the same ``event_id``) are acknowledged and not dispatched again.
+    ``envelope_id``, or the same ``event_id``) are acknowledged and not dispatched again:
+    the client remembers the last 10,000 envelopes (``dedupe=MemoryDedupe(size)`` sets
+    another size). With several copies of a bot, ``dedupe=RedisDedupe(...)``
+    (``slackrtm.redis``) lets one copy handle each event; see ``health()`` too.
 
     With ``bot_token`` (``xoxb-...``), :meth:`send_message` posts with chat.postMessage as
     ``RTMClient.send_message`` sends: a future per message, the 4,000-character check,
@@ -95,6 +99,7 @@ class SocketModeClient(SendingClient):
         backfill: Union[bool, str] = False,
         backfill_limit: int = 100,
         backfill_since: Optional[Mapping[str, str]] = None,
+        dedupe: Optional[Dedupe] = None,
     ) -> None:
         if ack not in ACK_MODES:
             raise ValueError(f"ack must be 'auto' or 'manual', got {ack!r}")
@@ -112,6 +117,7 @@ class SocketModeClient(SendingClient):
             log_level=log_level, logger=logger, proxy=proxy, ssl_context=ssl_context,
             web_client=web_client, max_backlog=max_backlog)
         self._manual_ack = ack == "manual"
+        self._setup_dedupe(dedupe, local_default=True)
         self._core.pacer = pacer
         if bot_token is not None:
             self._log.add_secret(bot_token)

@@ -163,3 +163,7 @@ def all_logs() -> Iterator[List[logging.LogRecord]]:
     yield records
     logger.removeHandler(handler)
     logger.setLevel(old)
+
+
+# a real redis-server per module for the tests of running several copies (tests/redis_server.py)
+from tests.redis_server import redis_server, redis_url  # noqa: E402,F401

@@ -66,3 +66,13 @@ def test_keys() -> None:
     b = event_key({"presence": "away", "user": "U1", "type": "presence_change"})
     c = event_key({"type": "presence_change", "user": "U1", "presence": "active"})
     assert a is not None and a == b and a != c and a[1] == 60.0
+
+
+def test_a_forgotten_envelope_is_new_again() -> None:
+    seen = MemoryDedupe(size=3)
+    assert not seen.check("e1", "Ev1")
+    assert not seen.check("e2", "Ev2")
+    seen.forget("e1", "Ev1")
+    assert len(seen) == 1
+    assert not seen.check("e1-retry", "Ev1")
+    assert seen.check("e2", None)

@@ -94,6 +94,18 @@ class MemoryDedupe:
             return not self._claim(("sm:env:" + envelope_id, "sm:ev:" + event_id))
         return not self._claim(("sm:env:" + envelope_id,))
 
+    def forget(self, envelope_id: str, event_id: Any = None) -> None:
+        """Forget an envelope (by either id), so that it is new again when it comes back."""
+        keys = ["sm:env:" + envelope_id]
+        if isinstance(event_id, str) and event_id:
+            keys.append("sm:ev:" + event_id)
+        with self._lock:
+            for key in keys:
+                slot = self._slot_of.get(key)
+                if slot is not None:
+                    for gone in self._slots.pop(slot, ()):
+                        self._slot_of.pop(gone, None)
+
     def _claim(self, keys: Tuple[str, ...]) -> bool:
         slot_of, slots = self._slot_of, self._slots
         with self._lock:

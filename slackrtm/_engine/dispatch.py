@@ -156,6 +156,9 @@ class Dispatcher:
         self.thread_ident: Optional[int] = None
         self._interrupted = threading.Event()
         self._aborts: List[Callable[[], None]] = []
+        #: A shared duplicate filter's door (``_gate.Gate.filter``): each batch passes it
+        #: before dispatch; frames another copy claimed come back as ``Duplicate``.
+        self.gate: Optional[Callable[[List[Any]], List[Any]]] = None
 
     # ------------------------------------------------------------- producer side
     def put(self, entries: List[Entry], force: int = 0) -> None:
@@ -267,6 +270,9 @@ class Dispatcher:
                 batch = get()
                 if batch is _STOP:
                     return
+                gate = self.gate
+                if gate is not None:
+                    batch = gate(batch)
                 self._dispatch(batch)
             except BaseException as exc:  # never die silently; keep dispatching
                 self.log.error("the dispatcher failed unexpectedly", exc)
@@ -297,6 +303,9 @@ class Dispatcher:
                     continue
                 if frame is None:
                     self.log.warn(f"dropped a frame that is not a Slack event: {text[:200]!r}")
+                    continue
+                if type(frame) is not dict:  # another copy handles it: observers only
+                    self._observe(frame.frame)
                     continue
                 if observers:
                     self._frame(frame)
@@ -370,6 +379,15 @@ class Dispatcher:
             h = handlers(name)
             if h:
                 emit(name, (frame,), h)
+
+    def _observe(self, frame: Frame) -> None:
+        """Only the observers see ``frame`` (the workspace store stays current)."""
+        for observer in self.registry.observers:
+            try:
+                if not observer.frame(frame, self):
+                    return
+            except Exception as exc:
+                self.log.error(f"internal observer {type(observer).__name__} failed", exc)
 
     def _lifecycle(self, observers: Tuple[Observer, ...], name: str,
                    args: Tuple[Any, ...]) -> None:

@@ -48,5 +48,10 @@ class Host(Protocol):
     _owns_web: bool
     _connect_data: Optional[Dict[str, Any]]
     _authenticated: bool
+    _counters: Any  # _health.Counters
+    _local_dedupe: Any  # Optional[MemoryDedupe]
+    _gate: Any  # Optional[_gate.Gate]
 
     def _ws_proxy(self, url: str) -> Optional[ProxyConfig]: ...
+
+    def _note_hello(self, num_connections: Any) -> None: ...

@@ -125,6 +125,7 @@ class Pacer(Generic[T]):
         self.rate = rate
         self.buckets: Dict[str, Bucket] = {}
         self.held: Dict[str, Deque[Tuple[int, T]]] = {}
+        self.delayed = 0  # sends held back so far (health)
 
     def _bucket(self, channel: str, now: float) -> Bucket:
         bucket = self.buckets.get(channel)
@@ -140,6 +141,7 @@ class Pacer(Generic[T]):
 
     def hold(self, channel: str, item: T, order: int) -> None:
         """Hold ``item`` back; held items leave in ascending ``order`` (submission order)."""
+        self.delayed += 1
         queue = self.held.setdefault(channel, deque())
         if not queue or queue[-1][0] < order:
             queue.append((order, item))

@@ -73,6 +73,9 @@ class Run(Attempts, Poster, Writer):
         self.wake_writer = threading.Event()
         self.write_lock = threading.Lock()
         self.dispatcher = Dispatcher(client._registry, self.log, client._max_backlog)
+        gate = getattr(client, "_gate", None)
+        if gate is not None:  # a shared duplicate filter: claimed before dispatch
+            self.dispatcher.gate = gate.filter
         self.threads_started = threading.Event()  # start() finished starting them
         self.handshakes: Set[Any] = set()  # websocket-client objects mid-handshake
         self.bound: Deque[Bound] = deque()

@@ -10,7 +10,7 @@ import threading
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
-from slackrtm._engine.dedupe import Seen
+from slackrtm._engine.dedupe import Seen, envelope_key
 from slackrtm._engine.run import Bound
 from slackrtm._engine.transport import Transport
 
@@ -40,6 +40,9 @@ class SocketModeRequest:
     an ``events_api`` envelope, else None), ``accepts_response_payload``, ``retry_attempt``,
     ``retry_reason`` and ``envelope`` (the whole frame).
 
+    ``dedupe_key`` is the key a shared duplicate filter knows it by (its ``event_id`` for
+    ``events_api``, else its ``envelope_id``; see ``slackrtm.redis.RedisDedupe.settle``).
+
     Acknowledge it with :meth:`ack`. With ``ack="auto"`` (the default) the client already
     did as soon as the envelope was read, except for an envelope that accepts a response
     payload and has handlers of its type: those are acknowledged by the handler's
@@ -48,11 +51,13 @@ class SocketModeRequest:
 
     __slots__ = (
         "_future",
+        "_gate",
         "_lock",
         "_manual",
         "_run",
         "_via",
         "accepts_response_payload",
+        "dedupe_key",
         "envelope",
         "envelope_id",
         "event",
@@ -81,6 +86,9 @@ class SocketModeRequest:
         self._future: Optional[Future[None]] = None
         self._lock = threading.Lock()
         self._manual = manual
+        self.dedupe_key: str = envelope_key(self.envelope_id, self.payload.get("event_id")
+                                            if self.type == "events_api" else None)
+        self._gate: Any = None  # the shared filter holding a lease on it, to settle
 
     def __repr__(self) -> str:
         return (f"<SocketModeRequest {self.type} envelope_id={self.envelope_id!r} "
@@ -108,9 +116,13 @@ class SocketModeRequest:
                 self._run.log.warn(f"envelope {self.envelope_id} was acknowledged already: "
                                    "the response payload given now is dropped")
             return future
+        gate, self._gate = self._gate, None
+        if gate is not None:  # handled: the claim outlives its lease
+            gate.settle(self.dedupe_key)
         if payload is not None and not self.accepts_response_payload:
             self._run.log.warn(f"envelope {self.envelope_id} ({self.type}) accepts no "
                                "response payload: Slack ignores it")
+        self._run.c._counters.add("acked")
         self._run.acknowledge(text, self._via, future)
         return future
 

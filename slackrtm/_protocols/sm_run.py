@@ -55,7 +55,8 @@ class SocketModeRun(Run):
         self.refresh: Refresh[Handover] = Refresh(monotonic, client._core.backoff.delay)
         self.refresh_wanted = threading.Event()
         self.handed_over = threading.Event()
-        self.seen = Seen()
+        local = getattr(client, "_local_dedupe", None)
+        self.seen = local if local is not None else Seen()
         # the refresher wakes the reader through this pair once the next connection is
         # ready (or the refresh failed), wherever the reader is blocked
         self.wake_r, self.wake_w = socket.socketpair()
@@ -180,6 +181,7 @@ class SocketModeRun(Run):
             self.teardown_reason = None  # whatever killed the old connection is past
             c._connect_data = data
             c._core.switched(monotonic())
+        c._counters.add("refreshes")
         self.log.debug(f"refreshed: reading {transport.host} on a new connection")
         self.wake_writer.set()  # acks waiting for a connection go out on this one
         self.kick.set()
@@ -220,6 +222,7 @@ class SocketModeRun(Run):
             if type(envelope_id) is str:
                 request = SocketModeRequest(frame, self, transport, self.manual_ack)
                 if self.seen.check(envelope_id, request.payload.get("event_id")):
+                    c._counters.add("duplicates_local")
                     self.log.debug(f"envelope {envelope_id} was delivered before: "
                                    "acknowledged again, not dispatched")
                     acks.append(request)
@@ -246,6 +249,7 @@ class SocketModeRun(Run):
                 outcome = self._disconnect(frame, transport) or outcome
         if acks:
             self.write_bound_many([request.acked_on_read() for request in acks])
+            c._counters.add("acked", len(acks))
         replies = self.pongs_as_replies(transport) if transport.pongs else []
         if replies:
             with c._lock:
@@ -265,6 +269,7 @@ class SocketModeRun(Run):
     def _note_hello(self, frame: Dict[str, Any], now: float) -> None:
         """Remember what hello says; schedule a refresh before the connection's end."""
         info = _hello_info(frame)
+        self.c._note_hello(info.get("num_connections"))
         with self.c._lock:
             if self.c._connect_data is not None:
                 self.c._connect_data = dict(self.c._connect_data, **info)
