@@ -234,6 +234,8 @@ class WebClient:
     and a call waits for its turn (any thread; the RTM client's disconnect interrupts the
     wait of its rtm.connect). A mapping turns it on with overrides: ``{"users.list": 4,
     "chat.update": (30, 5)}`` (a tier, or calls per minute and burst). Off by default.
+    ``shared_limits`` (``slackrtm.redis.RedisRate(url)``) shares those buckets among
+    every copy of a bot, so that together they keep the tiers.
     """
 
     def __init__(self, token: str | None = None, *, slack_api_url: str | None = None,
@@ -242,7 +244,7 @@ class WebClient:
                  proxy: str | None = None, ssl_context: ssl.SSLContext | None = None,
                  logger: Union[LoggerLike, Log] = None, session: requests.Session | None = None,
                  log_level: int = LogLevel.INFO, rate_limits: RateLimits = False,
-                 max_retries: int = 2) -> None:
+                 max_retries: int = 2, shared_limits: Any = None) -> None:
         if slack_api_url is not None and base_url is not None:
             raise TypeError("WebClient() takes slack_api_url or base_url (another name for "
                             "it), not both")
@@ -279,7 +281,7 @@ class WebClient:
                 self._log.add_secret(secret)
         else:
             self._log = Log(log_level, logger, self._secrets, name="slackrtm.web")
-        self._limits = method_limits(rate_limits)
+        self._limits = method_limits(rate_limits, shared_limits)
         self._own_session = session is None
         if session is None:
             session = requests.Session()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Deque, Dict, Generic, List, Mapping, Optional, Tuple, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Deque, Dict, Generic, List, Mapping, Optional, Protocol, Tuple, TypeVar
 
 T = TypeVar("T")
 
@@ -30,10 +30,14 @@ class SendRate:
     ``RTMClient(send_rate=SendRate(1.0, 3))`` (the default) lets 3 messages to a channel go
     at once, then one per second; ``send_rate=None`` turns pacing off. Typing indicators
     use the same tokens.
+
+    ``shared`` (e.g. ``slackrtm.redis.RedisRate(url)``) takes each channel's tokens from a
+    bucket every copy of the bot shares, so that N copies together keep this rate.
     """
 
     per_second: float = 1.0
     burst: int = 3
+    shared: Any = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.per_second, bool) or not isinstance(self.per_second, (int, float)) \
@@ -42,6 +46,9 @@ class SendRate:
                              f"{self.per_second!r}")
         if isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 1:
             raise ValueError(f"SendRate.burst must be an int >= 1, got {self.burst!r}")
+        if self.shared is not None and not callable(getattr(self.shared, "reserve", None)):
+            raise TypeError(f"SendRate.shared must have a reserve(key, per_second, burst) "
+                            f"method (slackrtm.redis.RedisRate), got {self.shared!r}")
 
 
 #: ``RTMClient``'s default: 3 messages at once to a channel, then one per second.
@@ -113,6 +120,16 @@ class Bucket:
         self.tokens = min(self.tokens, 1.0 - (when - now) * self._rate())
 
 
+class TokenBucket(Protocol):
+    """What the pacer needs of a bucket: :class:`Bucket`, or a shared one."""
+
+    def take(self, now: float) -> bool: ...
+    def due(self, now: float) -> float: ...
+    def ready_at(self) -> float: ...
+    def reserve(self, now: float) -> float: ...
+    def slow_down(self, now: float) -> None: ...
+
+
 class Pacer(Generic[T]):
     """Per-channel buckets plus the sends each channel holds back, oldest first.
 
@@ -123,14 +140,20 @@ class Pacer(Generic[T]):
 
     def __init__(self, rate: SendRate) -> None:
         self.rate = rate
-        self.buckets: Dict[str, Bucket] = {}
+        self.buckets: Dict[str, TokenBucket] = {}  # SharedBucket with rate.shared
         self.held: Dict[str, Deque[Tuple[int, T]]] = {}
         self.delayed = 0  # sends held back so far (health)
 
-    def _bucket(self, channel: str, now: float) -> Bucket:
-        bucket = self.buckets.get(channel)
+    def _bucket(self, channel: str, now: float) -> TokenBucket:
+        bucket: Optional[TokenBucket] = self.buckets.get(channel)
         if bucket is None:
-            bucket = self.buckets[channel] = Bucket(self.rate.per_second, self.rate.burst, now)
+            if self.rate.shared is not None:
+                from slackrtm._engine.shared_pacing import SharedBucket
+                bucket = SharedBucket(self.rate.shared, "send:" + channel,
+                                      self.rate.per_second, self.rate.burst, now)
+            else:
+                bucket = Bucket(self.rate.per_second, self.rate.burst, now)
+            self.buckets[channel] = bucket
         return bucket
 
     def admit(self, channel: str, now: float) -> bool:
@@ -151,15 +174,15 @@ class Pacer(Generic[T]):
 
     def take_ready(self, now: float) -> Optional[T]:
         """The first held item of the channel that has waited longest, if its token came."""
-        best: Optional[str] = None
-        best_due = math.inf
-        for channel in self.held:
-            due = self._bucket(channel, now).due(now)
-            if due <= now and due < best_due:
-                best, best_due = channel, due
+        ready = sorted(((due, channel) for channel in self.held
+                        for due in [self._bucket(channel, now).due(now)] if due <= now),
+                       key=lambda pair: pair[0])  # stable: ties go to the first held
+        # a shared bucket may find its token taken by another copy: it then reserves the
+        # next one, and the channel waits for it
+        best = next((channel for _, channel in ready if self.buckets[channel].take(now)),
+                    None)
         if best is None:
             return None
-        self.buckets[best].take(now)
         queue = self.held[best]
         _, item = queue.popleft()
         if not queue:

@@ -54,8 +54,13 @@ class MethodLimits:
     ``overrides`` maps method names to a tier number or ``(calls_per_minute, burst)``.
     """
 
-    def __init__(self, overrides: Optional[Mapping[str, Limit]] = None) -> None:
+    def __init__(self, overrides: Optional[Mapping[str, Limit]] = None,
+                 shared: Any = None) -> None:
         self.overrides = {m: _as_limit(m, v) for m, v in (overrides or {}).items()}
+        if shared is not None and not callable(getattr(shared, "reserve", None)):
+            raise TypeError(f"shared_limits must have a reserve(key, per_second, burst) "
+                            f"method (slackrtm.redis.RedisRate), got {shared!r}")
+        self.shared = shared
         self._buckets: Dict[Tuple[str, str], Bucket] = {}
         self._lock = threading.Lock()
 
@@ -71,6 +76,13 @@ class MethodLimits:
         """Take the method's next slot; return the seconds to wait before calling it."""
         channel = params.get("channel") if method == "chat.postMessage" else None
         key = (method, channel if isinstance(channel, str) else "")
+        if self.shared is not None:  # every copy's calls in one bucket
+            per_minute, burst = self.limit(method)
+            try:
+                return max(0.0, float(self.shared.reserve(f"web:{key[0]}:{key[1]}",
+                                                          per_minute / 60.0, burst)))
+            except Exception:  # the shared store failed: this copy keeps the pace alone
+                pass
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:
@@ -79,13 +91,13 @@ class MethodLimits:
             return bucket.reserve(now)
 
 
-def method_limits(rate_limits: RateLimits) -> Optional[MethodLimits]:
-    """The buckets for ``WebClient(rate_limits=...)``: None when off (``False``)."""
+def method_limits(rate_limits: RateLimits, shared: Any = None) -> Optional[MethodLimits]:
+    """The buckets for ``WebClient(rate_limits=..., shared_limits=...)``: None when off."""
     if rate_limits is False:
         return None
     if rate_limits is True:
-        return MethodLimits()
+        return MethodLimits(shared=shared)
     if isinstance(rate_limits, Mapping):
-        return MethodLimits(rate_limits)
+        return MethodLimits(rate_limits, shared)
     raise TypeError(f"rate_limits must be True, False or a mapping of method names to "
                     f"tiers, got {rate_limits!r}")

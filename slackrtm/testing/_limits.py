@@ -14,6 +14,9 @@
   ``{"ok": false, "error": "ratelimited"}`` and a ``Retry-After`` in whole seconds (at
   least 1), stored nowhere, and listed in :attr:`rate_limited` too (its params).
 
+``message_rate_scope = "channel"`` shares each channel's bucket among every connection
+(several copies of one bot, as Slack counts an app's messages to a channel).
+
 Set ``slack.max_message_length = None`` or ``slack.message_rate = None`` to turn either
 off (plain attributes, read on each send).
 """
@@ -39,6 +42,8 @@ class Limits:
     max_message_length: Optional[int] = 4000
     #: ``(per_second, burst)`` of ``message`` sends per connection and channel; None: off.
     message_rate: Optional[Tuple[float, int]] = (1.0, 5)
+    #: ``"connection"``: a bucket per connection and channel; ``"channel"``: per channel.
+    message_rate_scope: str = "connection"
     _cond: threading.Condition
 
     def _limit_state(self) -> Dict[str, Any]:
@@ -74,7 +79,8 @@ class Limits:
             channel = frame.get("channel")
             if rate is None or not isinstance(channel, str):
                 return False
-            if _take(state["buckets"], (conn.id, channel), rate, time.monotonic()):
+            scope = conn.id if self.message_rate_scope == "connection" else 0
+            if _take(state["buckets"], (scope, channel), rate, time.monotonic()):
                 return False
             state["refused"].append(frame)
             self._cond.notify_all()

@@ -63,10 +63,15 @@ class FakeSlack(Changes, SocketMode):  # Changes: workspace changes (store tests
     again), ``max_retries`` (3), ``redelivery`` (True; False: never resend),
     ``close_delay`` (0.5 s from a ``disconnect`` frame to the close), ``connection_time``
     (18060, the hello's ``approximate_connection_time``), ``max_socket_connections`` (10;
-    one more gets ``disconnect`` ``too_many_websockets``), ``socket_mode_active``,
+    one more gets ``disconnect`` ``too_many_websockets``; connections held open by a
+    refresh count), ``socket_mode_active``,
     ``offline_envelopes`` (``"hold"``: envelopes produced while no connection is open wait
     for the next one; ``"retry"``: tried again every ``ack_timeout`` up to ``max_retries``
-    times, then dropped; ``"drop"``: dropped at once; see :attr:`dropped_envelopes`).
+    times, then dropped; ``"drop"``: dropped at once; see :attr:`dropped_envelopes`),
+    ``socket_routing`` (``"newest"``, ``"round_robin"`` or ``"random"``: which open
+    connection gets each envelope; a retry goes to another one when there is one) and
+    ``duplicate_rate`` (0.0: the fraction of envelopes also sent at once as a retry on
+    another connection).
 
     Slack's limits (see ``_limits``), on by default: ``max_message_length`` (4000: a longer
     ``message`` text closes the connection, code 1009) and ``message_rate`` (``(1.0, 5)``:

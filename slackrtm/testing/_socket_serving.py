@@ -4,17 +4,20 @@ apps.connections.open, their hello, acks, and the routing and redelivery of enve
 A mixin on top of :class:`Serving`: it takes the connections whose ticket came from
 apps.connections.open and leaves RTM to the classes below it.
 
-Routing: each envelope goes to ONE connection, the newest open one whose hello was sent and
-that was not told to go away (a ``disconnect`` frame). With none, ``offline_envelopes``
+Routing: each envelope goes to ONE connection among the open ones whose hello was sent and
+that were not told to go away (a ``disconnect`` frame): the newest by default, or by the
+policy in ``socket_routing`` (see ``_routing``); a retry goes to another connection than
+its previous attempt when there is one. With none, ``offline_envelopes``
 says what happens: ``"hold"`` (the default) keeps them in order and writes them, in order,
 right after the next connection's hello; ``"retry"`` tries each again every
 ``ack_timeout`` seconds (a new envelope id, ``retry_attempt`` + 1), up to ``max_retries``
 times, then drops it; ``"drop"`` drops it at once. Dropped envelopes are listed in
-``dropped_envelopes``. An envelope not
-acked within ``ack_timeout`` seconds is routed again (a new envelope id, ``retry_attempt``
-+ 1, ``retry_reason: "timeout"``, the same payload), up to ``max_retries`` times; timers
-run on the shared :class:`Scheduler`, one per written batch. Everything here runs with
-the workspace lock held, so envelopes keep the order they were made in.
+``dropped_envelopes``. An envelope not acked within ``ack_timeout`` seconds is routed
+again (a new envelope id, ``retry_attempt`` + 1, ``retry_reason: "timeout"``, the same
+payload), up to ``max_retries`` times; timers run on the shared :class:`Scheduler`, one
+per written batch. Every connection open counts against ``max_socket_connections``, those
+of a refresh under way included. Everything here runs with the workspace lock held, so
+envelopes keep the order they were made in.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from slackrtm.testing import _ws
 from slackrtm.testing._conn import FakeConnection
 from slackrtm.testing._driving import Target
 from slackrtm.testing._envelopes import Ack, Sent
+from slackrtm.testing._routing import Router, by_previous
 from slackrtm.testing._serving import Serving, Ticket
 
 SOCKET = "socket_mode"
@@ -66,6 +70,11 @@ class SocketServing(Serving):
         #: dropped) or "drop" (at once).
         self.offline_envelopes = "hold"
         self._dropped: List[Dict[str, Any]] = []
+        #: Which open connection gets each envelope: "newest", "round_robin" or "random".
+        self.socket_routing = "newest"
+        #: The fraction of envelopes sent twice at once (a retry on another connection).
+        self.duplicate_rate = 0.0
+        self._router = Router()
         self._socket_conns: List[FakeConnection] = []
         self._all_socket_conns: List[FakeConnection] = []
         self._socket_connect_count = 0
@@ -169,16 +178,39 @@ class SocketServing(Serving):
         self._cond.notify_all()
         return True
 
-    def _deliver(self, items: List[Sent], to: Optional[FakeConnection] = None) -> Optional[int]:
-        """Write ``items`` to ``to``, or route them; returns the connection id (None: held)."""
+    def _deliver(self, items: List[Sent], to: Optional[FakeConnection] = None,
+                 avoid: Optional[int] = None) -> Optional[int]:
+        """Write ``items`` to ``to``, or route them (away from connection ``avoid`` when
+        another is open); returns the first connection id written to (None: held)."""
         if to is not None:
             if self._write(to, items):
                 return to.id
             self._arm(items)  # written to a dead connection: lost there, retried by routing
             return None
-        for conn in reversed(self._socket_conns):
-            if conn.hello_sent and not conn.going_away and self._write(conn, items):
-                return conn.id
+        self._router.policy = self._router.check(self.socket_routing)
+        usable = [c for c in self._socket_conns if c.hello_sent and not c.going_away]
+        written: Optional[int] = None
+        unsent: List[Sent] = []
+        twice: List[Tuple[int, Sent]] = []
+        for order, run in self._router.spread(items, usable, avoid):
+            conn = next((c for c in order if self._write(c, run)), None)
+            if conn is None:
+                unsent.extend(run)
+                continue
+            if written is None:
+                written = conn.id
+            if self.duplicate_rate > 0:
+                twice.extend((conn.id, self._retry(s, new_id=True, auto=True)) for s in run
+                             if s.auto and s.attempt == 0
+                             and self._router.rng.random() < self.duplicate_rate)
+        if unsent:
+            self._offline_items(unsent)
+        for conn_id, again in twice:
+            self._deliver([again], avoid=conn_id)
+        return written
+
+    def _offline_items(self, items: List[Sent]) -> None:
+        """Envelopes no connection could take: as ``offline_envelopes`` says."""
         policy = self.offline_envelopes
         if policy not in OFFLINE_POLICIES:
             raise ValueError(f"offline_envelopes must be one of {OFFLINE_POLICIES}, got "
@@ -192,7 +224,6 @@ class SocketServing(Serving):
             if later:
                 self._scheduler.call_later(self.ack_timeout, lambda: self._offline(later))
         self._cond.notify_all()
-        return None
 
     def _offline(self, items: List[Sent]) -> None:
         """Slack tries envelopes it could not deliver again, a few times."""
@@ -216,10 +247,11 @@ class SocketServing(Serving):
         with self._cond:
             if self._closed or not self.redelivery:
                 return
-            again = [self._retry(s, new_id=True, auto=True) for s in items
-                     if s.origin not in self._acked_origins and s.attempt < self.max_retries]
-            if again:
-                self._deliver(again)
+            due = [s for s in items
+                   if s.origin not in self._acked_origins and s.attempt < self.max_retries]
+            for previous, group in by_previous(due).items():
+                self._deliver([self._retry(s, new_id=True, auto=True) for s in group],
+                              avoid=previous)
 
     def _retry(self, s: Sent, *, new_id: bool, auto: bool) -> Sent:
         eid = env.envelope_ids(1)[0] if new_id else s.envelope_id
