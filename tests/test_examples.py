@@ -574,3 +574,68 @@ def test_examples_without_their_arguments_print_a_usage_line(slack: FakeSlack,
         assert re.match(rf"^usage: .*python \S*examples/{name} {' '.join(needing[name])}$",
                         proc.err[0]), proc.describe()
     assert slack.calls == []  # nothing connected before the arguments were checked
+
+
+def _poll(cond: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _get(url: str) -> tuple:
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_health_endpoint(slack: FakeSlack, run: Any) -> None:
+    proc = run("health_endpoint.py", SLACK_APP_TOKEN=slack.app_token, HEALTH_PORT="0")
+    found = proc.wait_for_line(r"^Health checks on http://127\.0\.0\.1:(\d+)/livez")
+    base = f"http://127.0.0.1:{found.group(1)}"
+    slack.wait_for_socket_connections(1, timeout=15)
+    _poll(lambda: _get(base + "/readyz")[0] == 200, "ready")
+    assert _get(base + "/livez") == (200, {"ok": True, "state": "ready"})
+    status, health = _get(base + "/health")
+    assert status == 200 and health["state"] == "ready" and health["num_connections"] == 1
+    slack.events_api({"type": "app_mention", "text": "hi"})
+    _poll(lambda: _get(base + "/health")[1]["acked"] == 1, "the ack counted")
+    slack.disconnect("link_disabled")  # Socket Mode turned off: the run ends for good
+    assert proc.finish(30) == 1, proc.describe()
+    assert "Traceback" not in proc.stderr and "stopped: " in proc.stderr, proc.describe()
+
+
+def test_enqueue_rq(slack: FakeSlack, run: Any, procs: List[Proc], redis_url: str) -> None:
+    from redis import Redis
+    from rq import Queue
+    general, random_ = slack.channel_id("general"), slack.channel_id("random")
+    proc = run("enqueue_rq.py", SLACK_APP_TOKEN=slack.app_token, REDIS_URL=redis_url)
+    proc.wait_for_line("^Queueing events to 4 RQ queues")
+    posted = [slack.post_message(channel, f"report {i}", user="alice")
+              for i in range(4) for channel in (general, random_)]
+    slack.wait_until(lambda: len(slack.acks) >= len(posted), 15, "every envelope acked")
+    r = Redis.from_url(redis_url)
+    queued: Dict[str, List[str]] = {}
+    for i in range(4):
+        for job in Queue(f"slack-{i}", connection=r).get_jobs():
+            event = job.args[0]
+            queued.setdefault(event["channel"], []).append(event["text"])
+            assert job.func_name == "enqueue_rq.handle_event"
+    # each channel's events went, in order, to one queue
+    assert queued == {general: [f"report {i}" for i in range(4)],
+                      random_: [f"report {i}" for i in range(4)]}
+    clean_exit(proc, proc.interrupt())
+    worker = Proc(["-m", "rq.cli", "worker", "--burst", "--url", redis_url,
+                   "slack-0", "slack-1", "slack-2", "slack-3"],
+                  child_env(SLACK_TOKEN=slack.token, SLACK_API_URL=slack.api_url,
+                            PYTHONPATH=str(EXAMPLES) + os.pathsep + str(ROOT)))
+    procs.append(worker)
+    assert worker.finish(120) == 0, worker.describe()
+    replies = [m for channel in (general, random_) for m in slack.messages(channel)
+               if m["user"] == slack.bot_user_id]
+    assert len(replies) == len(posted)
