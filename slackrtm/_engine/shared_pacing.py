@@ -75,6 +75,13 @@ class SharedBucket:
             return max(0.0, at - now)
         return self._reserve(now)
 
+    def wait_until(self, now: float, when: float) -> None:
+        """Slack said to wait until ``when`` (``Retry-After``): no token before it."""
+        self.slow_until = max(self.slow_until, when)
+        if self.reserved_at is not None:
+            self.reserved_at = max(self.reserved_at, when)
+        self.local.wait_until(now, when)
+
     def slow_down(self, now: float) -> None:
         """Slack said ``slow down`` anyway: this copy waits its slow-down period."""
         self.slow_until = now + 10.0 / self.rate
