@@ -55,9 +55,11 @@ def test_memory_dedupe_is_a_dedupe_and_checks_its_size() -> None:
 
 def test_keys() -> None:
     assert envelope_key("e1", "Ev1") == "sm:ev:Ev1"
+    message = {"type": "message", "channel": "C1", "ts": "1.2"}
+    assert envelope_key("e1", "Ev1", message) == "msg:C1:1.2"  # as its backfilled copy
     assert envelope_key("e1", None) == envelope_key("e1", "") == "sm:env:e1"
     assert event_key({"type": "message", "channel": "C1", "ts": "1.2"}) == \
-        ("rtm:msg:C1:1.2", float("inf"))
+        ("msg:C1:1.2", float("inf"))
     assert event_key({"type": "reaction_added", "event_ts": "3.4"}) == \
         ("rtm:reaction_added:3.4", float("inf"))
     for frame in ({"type": "hello"}, {"type": "goodbye"}, {"type": "reconnect_url"}):

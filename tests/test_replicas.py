@@ -299,3 +299,36 @@ def test_the_redis_password_stays_out_of_reprs_and_logs(
     slack.events_api({"type": "app_mention", "text": "no redis"})
     wait_until(lambda: len(handled.all()) == 1, 30, "failed open")
     assert all(secret not in r.getMessage() for r in all_logs)
+
+
+def test_a_backfill_does_not_handle_again_what_another_copy_handled_live(
+        slack: FakeSlack, make: Make, redis_url: str) -> None:
+    """The backfilled copy of a message has the key of its live copy: one mechanism."""
+    handled = Handled()
+    a = make(dedupe=RedisDedupe(redis_url), backfill=True)
+    b = make(dedupe=RedisDedupe(redis_url))
+    a.on("message", handled.handler("a"))
+    b.on("message", handled.handler("b"))
+    seen_by_a = Handled()
+    a.on("raw_message", seen_by_a.handler("a"))
+    a.start().result(timeout=10)
+    b.start().result(timeout=10)
+    conn_a, _ = slack.wait_for_connections(2, timeout=10)
+    slack.post_message("general", "before")
+    wait_until(lambda: len(handled.all()) == 1, 10, "the first message")
+    slack.fail_next("rtm.connect", delay=3.0)  # a stays away while the next ones come
+    slack.drop(to=conn_a)
+    for i in range(5):
+        slack.post_message("general", f"missed by a {i}")
+    wait_until(lambda: len(handled.all()) == 6, 20, "b handles them live")
+    wait_until(lambda: a.ready and a.health()["reconnects"] == 1, 30, "a back")
+    slack.post_message("general", "after")
+    # a's dispatcher runs its backfill before the events read after it: once a saw
+    # "after", the backfill is over
+    wait_until(lambda: any('"after"' in t for t in seen_by_a.all()), 20, "a saw 'after'")
+    wait_until(lambda: len(handled.all()) >= 7, 10, "'after' handled")
+    assert any(c.method == "conversations.history" for c in slack.calls)
+    texts = sorted(e["text"] for e in handled.all())
+    assert texts == sorted(["before", "after"] + [f"missed by a {i}" for i in range(5)])
+    assert [e["text"] for e in handled.by["b"]][:6] == \
+        ["before"] + [f"missed by a {i}" for i in range(5)]

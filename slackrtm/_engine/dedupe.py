@@ -9,11 +9,13 @@ through :class:`~slackrtm._engine.gate.Gate`.
 
 Keys (one per envelope or event):
 
-- Socket Mode: ``sm:ev:<event_id>`` for an ``events_api`` envelope with an ``event_id``
+- Messages, in both protocols: ``msg:<channel>:<ts>`` (``message_changed`` and the like
+  have a ts of their own). The same key for a live message, Slack's retry of its envelope
+  and the copy a backfill fetches, so one mechanism keeps all three to one handling.
+- Socket Mode, other envelopes: ``sm:ev:<event_id>`` for an ``events_api`` envelope
   (Slack's retries carry a new ``envelope_id`` and the same ``event_id``), else
   ``sm:env:<envelope_id>``.
-- RTM: ``rtm:msg:<channel>:<ts>`` for messages (``message_changed`` and the like have a ts
-  of their own), ``rtm:<type>:<event_ts>`` for events with an ``event_ts``, else
+- RTM, other events: ``rtm:<type>:<event_ts>`` for events with an ``event_ts``, else
   ``rtm:h:<hash of the frame>`` claimed for at most :data:`HASH_TTL` seconds (a
   ``presence_change`` with the same content may come again later, legitimately).
 """
@@ -133,8 +135,21 @@ class MemoryDedupe:
 Seen = MemoryDedupe
 
 
-def envelope_key(envelope_id: str, event_id: Any) -> str:
-    """The key of a Socket Mode envelope: its ``event_id`` when it has one, else its id."""
+def message_key(event: Any) -> Optional[str]:
+    """``msg:<channel>:<ts>`` for a message event, else None."""
+    if isinstance(event, dict) and event.get("type") == "message":
+        channel, ts = event.get("channel"), event.get("ts")
+        if isinstance(channel, str) and isinstance(ts, str):
+            return f"msg:{channel}:{ts}"
+    return None
+
+
+def envelope_key(envelope_id: str, event_id: Any, event: Any = None) -> str:
+    """The key of a Socket Mode envelope: its inner message's key, else its ``event_id``
+    when it has one, else its id."""
+    key = message_key(event)
+    if key is not None:
+        return key
     if isinstance(event_id, str) and event_id:
         return "sm:ev:" + event_id
     return "sm:env:" + envelope_id
@@ -147,10 +162,9 @@ def event_key(frame: Dict[str, Any]) -> Optional[Tuple[str, float]]:
     etype = frame.get("type")
     if not isinstance(etype, str) or etype in CONNECTION_FRAMES:
         return None
-    if etype == "message":
-        channel, ts = frame.get("channel"), frame.get("ts")
-        if isinstance(channel, str) and isinstance(ts, str):
-            return f"rtm:msg:{channel}:{ts}", float("inf")
+    key = message_key(frame)
+    if key is not None:
+        return key, float("inf")
     event_ts = frame.get("event_ts")
     if isinstance(event_ts, str) and event_ts:
         return f"rtm:{etype}:{event_ts}", float("inf")

@@ -159,6 +159,8 @@ class Dispatcher:
         #: A shared duplicate filter's door (``_gate.Gate.filter``): each batch passes it
         #: before dispatch; frames another copy claimed come back as ``Duplicate``.
         self.gate: Optional[Callable[[List[Any]], List[Any]]] = None
+        #: The same filter for one frame an observer makes (``_gate.Gate.claim_frame``).
+        self.claim_frame: Optional[Callable[[Frame], bool]] = None
 
     # ------------------------------------------------------------- producer side
     def put(self, entries: List[Entry], force: int = 0) -> None:
@@ -257,7 +259,12 @@ class Dispatcher:
     def deliver(self, frame: Frame) -> None:
         """Dispatch a frame made by an observer (e.g. a backfilled message) as if it had
         been read: observers, then ``slack_event``, ``{type}``, ``{type}::{subtype}``.
-        Only on the dispatcher thread."""
+        Only on the dispatcher thread. A shared duplicate filter is asked first: a frame
+        another copy claimed (it handled the live copy) reaches the observers only."""
+        claim = self.claim_frame
+        if claim is not None and not claim(frame):
+            self._observe(frame)
+            return
         self._frame(frame)
 
     # ------------------------------------------------------------- consumer side

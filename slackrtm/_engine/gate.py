@@ -169,6 +169,15 @@ class Gate:
                 out[i] = (entry[0], Duplicate(entry[1]))
         return out
 
+    def claim_frame(self, frame: Dict[str, Any]) -> bool:
+        """Claim one event made outside the read path (a backfilled message, which has
+        the key of its live copy): True when this copy should dispatch it."""
+        found = event_key(frame)
+        if found is None:
+            return True
+        won = self.claim([(found[0], min(self.ttl, found[1]))])
+        return self.fail_open if won is None else won[0]
+
     def counts(self) -> Dict[str, Any]:
         """Counters for ``health()``."""
         with self._lock:

@@ -76,6 +76,7 @@ class Run(Attempts, Poster, Writer):
         gate = getattr(client, "_gate", None)
         if gate is not None:  # a shared duplicate filter: claimed before dispatch
             self.dispatcher.gate = gate.filter
+            self.dispatcher.claim_frame = gate.claim_frame
         self.threads_started = threading.Event()  # start() finished starting them
         self.handshakes: Set[Any] = set()  # websocket-client objects mid-handshake
         self.bound: Deque[Bound] = deque()

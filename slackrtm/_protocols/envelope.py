@@ -40,8 +40,9 @@ class SocketModeRequest:
     an ``events_api`` envelope, else None), ``accepts_response_payload``, ``retry_attempt``,
     ``retry_reason`` and ``envelope`` (the whole frame).
 
-    ``dedupe_key`` is the key a shared duplicate filter knows it by (its ``event_id`` for
-    ``events_api``, else its ``envelope_id``; see ``slackrtm.redis.RedisDedupe.settle``).
+    ``dedupe_key`` is the key a shared duplicate filter knows it by (``msg:<channel>:<ts>``
+    for a message, the ``event_id`` for other ``events_api`` envelopes, else the
+    ``envelope_id``; see ``slackrtm.redis.RedisDedupe.settle``).
 
     Acknowledge it with :meth:`ack`. With ``ack="auto"`` (the default) the client already
     did as soon as the envelope was read, except for an envelope that accepts a response
@@ -86,8 +87,9 @@ class SocketModeRequest:
         self._future: Optional[Future[None]] = None
         self._lock = threading.Lock()
         self._manual = manual
-        self.dedupe_key: str = envelope_key(self.envelope_id, self.payload.get("event_id")
-                                            if self.type == "events_api" else None)
+        self.dedupe_key: str = envelope_key(
+            self.envelope_id, self.payload.get("event_id") if self.type == "events_api"
+            else None, self.event)
         self._gate: Any = None  # the shared filter holding a lease on it, to settle
 
     def __repr__(self) -> str:
