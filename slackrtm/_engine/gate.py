@@ -23,12 +23,16 @@ envelopes are left for Slack's retries).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from slackrtm._engine.dedupe import DEFAULT_TTL, Dedupe, event_key
 from slackrtm._log import Log
 
 Item = Tuple[str, float]
+#: Seconds between attempts to reach a failing filter: meanwhile events are let through (or
+#: held back) at once instead of each batch waiting for the filter's timeout.
+RETRY_EVERY = 2.0
 
 
 class Duplicate:
@@ -57,6 +61,7 @@ class Gate:
         self._settled = getattr(dedupe, "settled", None)
         self._lock = threading.Lock()
         self.outage = False
+        self._retry_at = 0.0
         #: The client's in-process memory: an envelope left for Slack's retry is
         #: forgotten there, so that the retry is judged here again (set by the client).
         self.local: Any = None
@@ -68,6 +73,10 @@ class Gate:
     # ------------------------------------------------------------------ claims
     def claim(self, items: Sequence[Item]) -> Optional[List[bool]]:
         """Claim ``(key, ttl)`` items; None when the filter failed (counted, logged)."""
+        if self.outage and time.monotonic() < self._retry_at:
+            with self._lock:
+                self.unfiltered += len(items)
+            return None
         try:
             if self._many is not None:
                 won = list(self._many(items))
@@ -80,6 +89,7 @@ class Gate:
                 self.unfiltered += len(items)
                 first = not self.outage
                 self.outage = True
+                self._retry_at = time.monotonic() + RETRY_EVERY
             if first:
                 how = ("dispatching without it (at least once) until it answers again"
                        if self.fail_open else "dispatching nothing (fail closed) until it "
@@ -93,7 +103,7 @@ class Gate:
             self.claimed += sum(won)
             self.duplicates += len(won) - sum(won)
         if back:
-            self.log.warn("the shared duplicate filter answers again: filtering resumed")
+            self.log.warn("the shared duplicate filter works again: filtering resumed")
         return won
 
     def settle(self, key: str) -> None:
