@@ -18,6 +18,7 @@ every event becomes exactly one job, whichever copy dies when.
 from __future__ import annotations
 
 import os
+import re
 import zlib
 from typing import Any, Dict, List
 
@@ -62,7 +63,7 @@ def main() -> None:
         queue = queues[zlib.crc32(channel_of(event).encode()) % K]
         with redis.pipeline(transaction=True) as pipe:  # MULTI ... EXEC: both or neither
             queue.enqueue_call("enqueue_rq.handle_event", args=(event,), pipeline=pipe,
-                               job_id=request.dedupe_key.replace(":", "-"))
+                               job_id=re.sub(r"[^\w-]", "-", request.dedupe_key))
             dedupe.settle(request.dedupe_key, pipeline=pipe)
             pipe.execute()
         request.ack()  # only now: the job is stored

@@ -613,7 +613,8 @@ def test_health_endpoint(slack: FakeSlack, run: Any) -> None:
 def test_enqueue_rq(slack: FakeSlack, run: Any, procs: List[Proc], redis_url: str) -> None:
     from redis import Redis
     from rq import Queue
-    general, random_ = slack.channel_id("general"), slack.channel_id("random")
+    general = slack.channel_id("general")
+    random_ = slack.add_channel("reports", is_member=True)  # the bot posts in both
     proc = run("enqueue_rq.py", SLACK_APP_TOKEN=slack.app_token, REDIS_URL=redis_url)
     proc.wait_for_line("^Queueing events to 4 RQ queues")
     posted = [slack.post_message(channel, f"report {i}", user="alice")
@@ -631,6 +632,7 @@ def test_enqueue_rq(slack: FakeSlack, run: Any, procs: List[Proc], redis_url: st
                       random_: [f"report {i}" for i in range(4)]}
     clean_exit(proc, proc.interrupt())
     worker = Proc(["-m", "rq.cli", "worker", "--burst", "--url", redis_url,
+                   "--worker-class", "rq.worker.SimpleWorker",
                    "slack-0", "slack-1", "slack-2", "slack-3"],
                   child_env(SLACK_TOKEN=slack.token, SLACK_API_URL=slack.api_url,
                             PYTHONPATH=str(EXAMPLES) + os.pathsep + str(ROOT)))

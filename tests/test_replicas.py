@@ -339,5 +339,5 @@ def test_a_backfill_does_not_handle_again_what_another_copy_handled_live(
     assert any(c.method == "conversations.history" for c in slack.calls)
     texts = sorted(e["text"] for e in handled.all())
     assert texts == sorted(["before", "after"] + [f"missed by a {i}" for i in range(5)])
-    assert [e["text"] for e in handled.by["b"]][:6] == \
-        ["before"] + [f"missed by a {i}" for i in range(5)]
+    # a was away: b handled the missed ones live, and a's backfill did not again
+    assert {f"missed by a {i}" for i in range(5)} <= {e["text"] for e in handled.by["b"]}
