@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import zlib
 from typing import Any, Dict, List
 
@@ -49,10 +50,15 @@ def channel_of(event: Dict[str, Any]) -> str:
 
 
 def main() -> None:
-    redis = Redis.from_url(os.environ["REDIS_URL"])
+    app_token, url = os.environ.get("SLACK_APP_TOKEN"), os.environ.get("REDIS_URL")
+    if not app_token or not url:
+        print(f"usage: SLACK_APP_TOKEN=xapp-... REDIS_URL=redis://... python {sys.argv[0]}",
+              file=sys.stderr)
+        sys.exit(2)
+    redis = Redis.from_url(url)
     queues: List[Queue] = [Queue(f"slack-{i}", connection=redis) for i in range(K)]
     dedupe = RedisDedupe(redis)
-    client = SocketModeClient(os.environ["SLACK_APP_TOKEN"], ack="manual", dedupe=dedupe)
+    client = SocketModeClient(app_token, ack="manual", dedupe=dedupe)
 
     @client.on("events_api")
     def enqueue(request: SocketModeRequest) -> None:

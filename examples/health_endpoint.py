@@ -30,7 +30,11 @@ MAX_BACKLOG = 1_000
 #: before.
 SILENCE = 60.0
 
-client = SocketModeClient(os.environ["SLACK_APP_TOKEN"], max_backlog=MAX_BACKLOG)
+app_token = os.environ.get("SLACK_APP_TOKEN")
+if not app_token:
+    print(f"usage: SLACK_APP_TOKEN=xapp-... python {sys.argv[0]}", file=sys.stderr)
+    sys.exit(2)
+client = SocketModeClient(app_token, max_backlog=MAX_BACKLOG)
 
 
 def live(health: Dict[str, Any]) -> bool:
