@@ -49,7 +49,8 @@ nitpick_ignore_regex = [
                  r"None|Exception|ValueError|KeyError|RuntimeError|OSError|TimeoutError|"
                  r"ConnectionError|TypeError|BaseException)"),
     ("py:class", r"slackrtm\.(\w+\.)*_\w+(\.\w+)*"),  # private modules and helpers
-    ("py:class", r"(Transport|SocketModeRun|RTMRun|Run|Host|Core|Dispatcher|Writer)"),
+    ("py:class", r"(Transport|SocketModeRun|RTMRun|Run|Host|Core|Dispatcher|Writer|"
+                 r"SlackHandler)"),
     ("py:class", r"(T|K|V|F|_T|P)"),
     ("py:obj", r"(slackrtm\._.*|typing\..*|T|K|V)"),
 ]

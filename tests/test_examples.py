@@ -260,8 +260,8 @@ def test_examples_without_their_token_print_a_usage_line_naming_it(slack: FakeSl
             procs.append(proc)
             check_usage(proc, path.name, missing)  # one at a time: a loaded machine is slow
             checked += 1
-    # socket_mode.py needs two tokens
-    assert checked == len(scripts) + 1
+    # socket_mode.py and buttons.py need two tokens each
+    assert checked == len(scripts) + 2
     assert slack.calls == []
 
 
@@ -546,6 +546,29 @@ def test_slash_command(slack: FakeSlack, run: Any) -> None:
     assert proc.out == ["Waiting for slash commands. Press Ctrl-C to stop.",
                         "U0ALICE ran /echo hi there", "U0BOB ran /nope"]
     assert len(slack.acks) == 2  # one ack each, no redelivery
+
+
+def test_buttons(slack: FakeSlack, run: Any) -> None:
+    from slackrtm.testing import Playground
+
+    playground = Playground(slack, web=False)
+    proc = run("buttons.py", SLACK_APP_TOKEN=slack.app_token)
+    proc.wait_for_line("^Say 'deploy'")
+    slack.post_message("general", "please deploy", user=slack.user_id("bob"))
+    slack.wait_until(lambda: any(m.get("blocks") for m in slack.messages("general")),
+                     timeout=30, what="the bot's question")
+    (question,) = [m for m in slack.messages("general") if m.get("blocks")]
+    assert question["user"] == slack.bot_user_id and "<@U0BOB>" in question["text"]
+    playground.actions.run("click", {"as": "carol", "channel": "general",
+                                     "ts": question["ts"], "action_id": "approve"})
+    slack.wait_until(lambda: "edited" in slack.messages("general")[-1], timeout=30,
+                     what="the bot's update")
+    updated = slack.messages("general")[-1]
+    assert updated["ts"] == question["ts"]
+    assert updated["text"] == "Deploy of build-42 approved by <@U0CAROL>."
+    assert [b["type"] for b in updated["blocks"]] == ["section"]
+    proc.wait_for_line("^U0CAROL approved build-42$")
+    clean_exit(proc, proc.interrupt())
 
 
 def required_args(path: Path) -> List[str]:

@@ -8,14 +8,15 @@ import json
 from typing import TYPE_CHECKING, Any, Dict, List
 
 from slackrtm._cli.base import EXIT_OK, CliError, Console
+from slackrtm._cli.fake_verbs import ADMIN_VARIABLE
 from slackrtm._cli.format import Names
 
 if TYPE_CHECKING:  # pragma: no cover
-    from slackrtm.testing import FakeSlack
+    from slackrtm.testing import FakeSlack, Playground
 
 
-def banner(slack: FakeSlack) -> List[str]:
-    """What a user needs to point a bot at ``slack``."""
+def banner(slack: FakeSlack, playground: Playground) -> List[str]:
+    """What a user needs to point a bot at ``slack`` (and to play in it)."""
     lines = [
         f"FakeSlack: an offline workspace ({slack.team_id}) is serving on "
         f"{slack.host}:{slack.port}.",
@@ -24,9 +25,16 @@ def banner(slack: FakeSlack) -> List[str]:
         f"  export SLACK_API_URL={slack.api_url}",
         f"  export SLACK_TOKEN={slack.token}",
         f"  export SLACK_APP_TOKEN={slack.app_token}",
+        f"  export {ADMIN_VARIABLE}={playground.admin_token}",
         "",
+    ]
+    if playground.web:
+        lines += ["Play in it (post as alice, click buttons, drop connections) at:",
+                  f"  {playground.url}", ""]
+    lines += [
         "SLACK_TOKEN is the bot token (RTM, Web API); SLACK_APP_TOKEN the app-level token",
-        "for Socket Mode (slackrtm tail --socket-mode, SocketModeClient).",
+        "for Socket Mode (slackrtm tail --socket-mode, SocketModeClient);",
+        f"{ADMIN_VARIABLE} lets `slackrtm fake-slack post|react|slash` drive this fake.",
         "",
         "Channels:",
     ]
@@ -57,7 +65,7 @@ def _ack_line(envelope_id: Any, payload: Any) -> str:
 
 def serve(args: argparse.Namespace, console: Console) -> int:
     """Run until Ctrl-C (or SIGTERM); 0 then, 1 if the port cannot be bound."""
-    from slackrtm.testing import FakeSlack
+    from slackrtm.testing import FakeSlack, Playground
 
     try:
         slack = FakeSlack(port=args.port, token=args.token, app_token=args.app_token)
@@ -65,9 +73,10 @@ def serve(args: argparse.Namespace, console: Console) -> int:
         raise CliError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") \
             from None
     with slack:
+        playground = Playground(slack, web=not args.no_web)
         try:  # Ctrl-C is how a server stops, at any moment: while printing the banner too
             console.scrub = False  # the fake token is meant to be copied
-            for line in banner(slack):
+            for line in banner(slack, playground):
                 console.out(line)
             console.note("serving; Ctrl-C to stop")
             names = Names({u["id"]: u["name"] for u in slack.users},

@@ -43,6 +43,10 @@ class _Parser(argparse.ArgumentParser):
 # -- subcommands (in _cli_tail, _cli_send, _cli_demo, _cli_fake; the last two start a
 # FakeSlack, imported only when needed) ---------------------------------------------------
 def cmd_fake_slack(args: argparse.Namespace, console: Console) -> int:
+    if args.verb is not None:
+        from slackrtm._cli.fake_verbs import cmd_verb
+
+        return cmd_verb(args, console)
     from slackrtm._cli.fake import serve
 
     return serve(args, console)
@@ -161,16 +165,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fake-slack", parents=[color], help="run a FakeSlack for your bot",
                        description="Serve an offline Slack workspace (Web API, RTM and "
-                                   "Socket Mode) on 127.0.0.1 until Ctrl-C, and show what "
-                                   "clients do.")
+                                   "Socket Mode) on 127.0.0.1 until Ctrl-C, with a web page "
+                                   "to play in it, and show what clients do. The verbs post, "
+                                   "react and slash drive a running one from a script "
+                                   "(they read $SLACK_API_URL and $SLACK_FAKE_ADMIN_TOKEN).")
     p.add_argument("--port", type=_port, default=0, help="TCP port (default: a free one)")
     p.add_argument("--token", help="the bot token to accept (default: a random one)")
     p.add_argument("--app-token", metavar="TOKEN",
                    help="the app-level token (xapp-...) to accept for Socket Mode "
                         "(default: a random one)")
+    p.add_argument("--no-web", action="store_true",
+                   help="do not serve the playground page (the control endpoint the verbs "
+                        "use stays)")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="do not print the calls, frames and acks clients send")
-    p.set_defaults(handler=cmd_fake_slack)
+    p.set_defaults(handler=cmd_fake_slack, verb=None)
+    verbs = p.add_subparsers(dest="verb", metavar="VERB")
+    who = _Parser(add_help=False)
+    who.add_argument("--as", dest="as_user", default="alice", metavar="USER",
+                     help="who does it (a user name or id; default: alice)")
+    v = verbs.add_parser("post", parents=[who], help="post a message as a person; prints its ts",
+                         description="Post TEXT in CHANNEL as a person of the running fake.")
+    v.add_argument("channel", metavar="CHANNEL", help="#name or id")
+    v.add_argument("text", metavar="TEXT", help="the message (@alice mentions her)")
+    v.add_argument("--thread-ts", metavar="TS", help="reply in the thread of this message")
+    v = verbs.add_parser("react", parents=[who], help="react to a message as a person",
+                         description="Add (or remove) the reaction NAME to message TS.")
+    v.add_argument("channel", metavar="CHANNEL", help="#name or id")
+    v.add_argument("ts", metavar="TS", help="the message's ts")
+    v.add_argument("name", metavar="NAME", help="the emoji name, such as tada or +1")
+    v.add_argument("--remove", action="store_true", help="remove the reaction instead")
+    v = verbs.add_parser("slash", parents=[who],
+                         help="run a slash command over Socket Mode; prints the envelope id",
+                         description="Run COMMAND (such as /echo) with TEXT in CHANNEL as a "
+                                     "person: the app gets a slash_commands envelope.")
+    v.add_argument("channel", metavar="CHANNEL", help="#name or id")
+    v.add_argument("command", metavar="COMMAND", help="the command, such as /echo")
+    v.add_argument("text", metavar="TEXT", nargs="*", help="its text")
     return parser
 
 

@@ -25,15 +25,18 @@ if TYPE_CHECKING:
     from slackrtm.testing._calls import ApiCall
     from slackrtm.testing._conn import FakeConnection
     from slackrtm.testing._envelopes import Ack as Ack
+    from slackrtm.testing._playground import Playground
     from slackrtm.testing._proxy import FakeProxy
     from slackrtm.testing._slack import FakeSlack
     from slackrtm.testing._socks import FakeSocksProxy
 
-__all__ = ["Ack", "ApiCall", "FakeConnection", "FakeProxy", "FakeSlack", "FakeSocksProxy"]
+__all__ = ["Ack", "ApiCall", "FakeConnection", "FakeProxy", "FakeSlack", "FakeSocksProxy",
+           "Playground"]
 
 # Imported on first use, so loading the pytest plugin (which imports this package) is cheap.
 _WHERE = {"Ack": "_envelopes", "ApiCall": "_calls", "FakeConnection": "_conn",
-          "FakeProxy": "_proxy", "FakeSlack": "_slack", "FakeSocksProxy": "_socks"}
+          "FakeProxy": "_proxy", "FakeSlack": "_slack", "FakeSocksProxy": "_socks",
+          "Playground": "_playground"}
 
 
 def __getattr__(name: str) -> Any:

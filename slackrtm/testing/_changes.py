@@ -136,3 +136,54 @@ class Changes(Driving):
                      "domain": domain, "team_id": self._ws.team["id"]}
             self._broadcast(event)
             return event
+
+    # -- messages edited and deleted -------------------------------------------------------
+    def edit_message(self, channel: str, ts: str, text: Optional[str] = None,
+                     user: Optional[str] = None, **fields: Any) -> Dict[str, Any]:
+        """Change the stored message ``ts`` of ``channel``: its ``text`` and any ``fields``
+        (``blocks=...``; None removes a field), marked ``edited`` by ``user`` (default: its
+        author). Sends a ``message`` with ``subtype: "message_changed"`` (``message``,
+        ``previous_message``), as Slack does. KeyError for an unknown message. Returns the
+        event."""
+        with self._cond:
+            cid = self._ws.channel_id(channel)
+            msg = self._ws.find_message(cid, ts)
+            if msg is None:
+                raise KeyError(f"FakeSlack has no message {ts!r} in {cid}")
+            previous = copy.deepcopy(msg)
+            if text is not None:
+                fields["text"] = text
+            for key, value in fields.items():
+                if value is None:
+                    msg.pop(key, None)
+                else:
+                    msg[key] = copy.deepcopy(value)
+            editor = self._ws.user_id(user) if user else str(msg.get("user", ""))
+            event_ts = self._ws.next_ts()
+            msg["edited"] = {"user": editor, "ts": event_ts}
+            shown = {k: v for k, v in msg.items() if k != "channel"}
+            event = {"type": "message", "subtype": "message_changed", "hidden": True,
+                     "channel": cid, "ts": event_ts, "event_ts": event_ts,
+                     "message": copy.deepcopy(shown),
+                     "previous_message": {k: v for k, v in previous.items() if k != "channel"}}
+            self._broadcast(event)
+            self._cond.notify_all()
+            return event
+
+    def delete_message(self, channel: str, ts: str) -> Dict[str, Any]:
+        """Delete the stored message ``ts`` of ``channel``; sends a ``message`` with
+        ``subtype: "message_deleted"`` (``deleted_ts``, ``previous_message``). KeyError for
+        an unknown message. Returns the event."""
+        with self._cond:
+            cid = self._ws.channel_id(channel)
+            msg = self._ws.find_message(cid, ts)
+            if msg is None:
+                raise KeyError(f"FakeSlack has no message {ts!r} in {cid}")
+            self._ws.history[cid].remove(msg)
+            event_ts = self._ws.next_ts()
+            event = {"type": "message", "subtype": "message_deleted", "hidden": True,
+                     "channel": cid, "ts": event_ts, "deleted_ts": ts, "event_ts": event_ts,
+                     "previous_message": {k: v for k, v in msg.items() if k != "channel"}}
+            self._broadcast(event)
+            self._cond.notify_all()
+            return event

@@ -22,11 +22,20 @@ from slackrtm.testing._net import NET_ERRORS, ThreadedServer, wait_readable
 CLOSE_GRACE = 1.0
 
 
+class Tap(Protocol):
+    """Sees every frame a connection writes or reads (the playground's event log)."""
+
+    def frame(self, conn: FakeConnection, direction: str, data: Union[str, bytes]) -> None:
+        """``direction`` ``"out"`` (``data``: the bytes written), ``"in"`` (a text frame's
+        text) or ``"closed"`` (the connection ended; ``data`` empty). Must not block."""
+
+
 class Hub(Protocol):
     """What a connection needs from the workspace that owns it."""
 
     ignore_pings: bool
     _cond: threading.Condition
+    _tap: Optional[Tap]
 
     def _on_text(self, conn: FakeConnection, text: str) -> None: ...
 
@@ -213,6 +222,9 @@ class FakeConnection:
                 self._cv.wait()
 
     def _write(self, data: bytes) -> None:
+        tap = self._hub._tap
+        if tap is not None:
+            tap.frame(self, "out", data)
         if self._io_lock is None:
             self._sock.sendall(data)
         else:
@@ -322,6 +334,9 @@ class FakeConnection:
             except UnicodeDecodeError:
                 self._fail(_ws.CLOSE_INVALID_DATA, "invalid UTF-8 in a text frame")
                 return
+            tap = self._hub._tap
+            if tap is not None:
+                tap.frame(self, "in", text)
             self._hub._on_text(self, text)
         elif msg.opcode == _ws.OP_BINARY:
             self._hub._on_binary(self, msg.payload)
@@ -358,6 +373,9 @@ class FakeConnection:
             self._open = False
             self._cv.notify_all()
         self._hub._on_closed(self)
+        tap = self._hub._tap
+        if tap is not None:
+            tap.frame(self, "closed", b"")
 
 
 def truthy(value: Any) -> bool:

@@ -38,6 +38,7 @@ class Driving:
     _faults: Dict[str, Deque[Fault]]
     _revoked: bool
     _presence_set: Set[str]
+    _tap: Any  # None, or the playground's hub: sees every workspace event
 
     # -- plumbing ------------------------------------------------------------------------
     def _targets(self, to: Target, kinds: Tuple[str, ...] = RTM) -> List[FakeConnection]:
@@ -64,6 +65,8 @@ class Driving:
         with self._cond:  # one lock: every client sees events in the same order
             sent = sum(conn.send_bytes(data) for conn in self._conns)
             self._route_events([text])
+            if self._tap is not None:
+                self._tap.event(event)
             return sent
 
     def _route_events(self, texts: List[str], to: Target = None) -> None:

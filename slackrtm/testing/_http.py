@@ -55,6 +55,10 @@ class SlackHandler(BaseHTTPRequestHandler):
             # a ticket never holds "&": anything a client appended after one is ignored
             self._websocket(path[13:].partition("&")[0], "socket_mode")
         else:
+            for prefix, app in list(self.slack._mounts.items()):  # the playground, if any
+                if path.startswith(prefix):
+                    app.serve(self, path, query)
+                    return
             self._reply(404, {"Content-Type": TEXT}, b"not found\n")
 
     def _read_body(self) -> bytes:

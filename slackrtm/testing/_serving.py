@@ -70,6 +70,8 @@ class Serving(Driving, Limits):
         with self._cond:
             call.status, call.response = status, response
             self._cond.notify_all()
+            if self._tap is not None:
+                self._tap.call(call)
 
     def _take_fault(self, method: str) -> Optional[Fault]:
         with self._cond:

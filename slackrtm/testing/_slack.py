@@ -106,6 +106,10 @@ class FakeSlack(Changes, SocketMode):  # Changes: workspace changes (store tests
         self.drop_replies = False
         self.ticket_ttl = 30.0
         self._closed = False
+        #: The playground's hub when one is attached: sees frames, events and calls.
+        self._tap: Any = None
+        #: URL path prefix -> app with ``serve(handler, path, query)`` and ``close()``.
+        self._mounts: Dict[str, Any] = {}
         self._init_socket_mode(app_token)
         self._tls = ssl_context is not None
         self._server = ThreadedServer(host, port, self._handle, name="fakeslack",
@@ -125,6 +129,8 @@ class FakeSlack(Changes, SocketMode):  # Changes: workspace changes (store tests
             conns = self._conns + self._socket_conns
         self._stop.set()
         self._scheduler.stop()
+        for app in list(self._mounts.values()):
+            app.close()  # wakes the playground's event streams
         for conn in conns:
             conn.close(reason="server closing", wait_reply=False)
         deadline = time.monotonic() + min(0.5, timeout)

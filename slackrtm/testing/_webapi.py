@@ -186,6 +186,43 @@ def chat_post_message(slack: FakeSlack, params: Params) -> Dict[str, Any]:
     return {"ok": True, "channel": cid, "ts": msg["ts"], "message": shown}
 
 
+def _own_message(slack: FakeSlack, params: Params, refused: str) -> Tuple[str, str]:
+    """The channel and ts of a message the bot posted (Slack: a bot edits and deletes
+    only its own messages)."""
+    cid = _channel(slack, params)
+    ts = str(params.get("ts") or "")
+    msg = slack._ws.find_message(cid, ts)
+    if msg is None:
+        raise ApiError("message_not_found")
+    if msg.get("user") != slack.bot_user_id:
+        raise ApiError(refused)
+    return cid, ts
+
+
+def chat_update(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    """Edit a message the bot posted: ``text`` and/or ``blocks``; sends message_changed."""
+    with slack._cond:
+        cid, ts = _own_message(slack, params, "cant_update_message")
+        text, blocks = params.get("text"), params.get("blocks")
+        if text is None and blocks is None:
+            raise ApiError("no_text")
+        fields: Dict[str, Any] = {}
+        if blocks is not None:
+            fields["blocks"] = _maybe_json(blocks) or None  # [] or "" removes them
+        event = slack.edit_message(cid, ts, None if text is None else str(text), **fields)
+    message = event["message"]
+    return {"ok": True, "channel": cid, "ts": ts, "text": message.get("text", ""),
+            "message": message}
+
+
+def chat_delete(slack: FakeSlack, params: Params) -> Dict[str, Any]:
+    """Delete a message the bot posted; sends message_deleted."""
+    with slack._cond:
+        cid, ts = _own_message(slack, params, "cant_delete_message")
+        slack.delete_message(cid, ts)
+    return {"ok": True, "channel": cid, "ts": ts}
+
+
 def _kind(channel: Dict[str, Any]) -> str:
     if channel.get("is_im"):
         return "im"
@@ -339,7 +376,9 @@ METHODS: Dict[str, Callable[[FakeSlack, Params], Dict[str, Any]]] = {
     "apps.connections.open": apps_connections_open,
     "auth.test": auth_test,
     "channels.list": channels_list,
+    "chat.delete": chat_delete,
     "chat.postMessage": chat_post_message,
+    "chat.update": chat_update,
     "conversations.history": conversations_history,
     "conversations.info": conversations_info,
     "conversations.join": conversations_join,
