@@ -22,6 +22,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from slackrtm.testing import FakeSlack, Playground
+from tests.conftest import wait_until
 from tests.test_examples import EXAMPLES, Proc, child_env
 
 #: Generous: a loaded 2-core machine runs the browser, the fake and the bot at once.
@@ -222,3 +223,74 @@ def test_drop_and_watch_the_bot_reconnect(slack: FakeSlack, playground: Playgrou
     browser.find_element(By.ID, "fault-unfreeze").click()
     until(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "#conns li.frozen"),
           "the connection unfrozen")
+
+
+def test_threads_edits_deletes_membership_presence_and_direct_messages(
+        slack: FakeSlack, playground: Playground, browser: WebDriver, make: Any) -> None:
+    rtm = make()  # an RTM bot sees what the page does
+    seen: List[Any] = []
+    rtm.on("slack_event", lambda kind, event: seen.append(event))
+    rtm.start().result(timeout=WAIT)
+    rtm.subscribe_presence(["U0ALICE"]).result(timeout=WAIT)
+    slack.wait_until(lambda: all("U0ALICE" in c.presence_subscriptions
+                                 for c in slack.connections), timeout=WAIT)
+    open_page(browser, playground)
+    say(browser, "first draft")
+    mine = until(browser, lambda d: d.find_element(
+        By.CSS_SELECTOR, "#messages .message[data-user='U0ALICE']"), "alice's message")
+    ts = mine.get_attribute("data-ts")
+
+    def hover_button(css: str) -> Any:
+        message = browser.find_element(By.CSS_SELECTOR, f"#messages .message[data-ts='{ts}']")
+        browser.execute_script(
+            "arguments[0].querySelector('.hover-actions').style.visibility='visible'", message)
+        return message.find_element(By.CSS_SELECTOR, css)
+
+    # a reply in the thread
+    hover_button(".reply").click()
+    reply = browser.find_element(By.ID, "thread-text")
+    reply.send_keys("a reply", Keys.ENTER)
+    until(browser, lambda d: "a reply" in d.find_element(By.ID, "thread-messages").text,
+          "the reply in the thread")
+    (stored,) = [m for m in slack.messages("general") if m["text"] == "a reply"]
+    assert stored["thread_ts"] == ts
+    # an edit
+    hover_button(".edit").click()
+    area = browser.find_element(By.CSS_SELECTOR, "#messages .edit-text")
+    area.clear()
+    area.send_keys("final text", Keys.ENTER)
+    until(browser, lambda d: "(edited)" in d.find_element(
+        By.CSS_SELECTOR, f"#messages .message[data-ts='{ts}']").text, "the edit")
+    assert slack.messages("general")[0]["text"] == "final text"
+    # a delete
+    hover_button(".delete").click()
+    until(browser, lambda d: not d.find_elements(
+        By.CSS_SELECTOR, f"#messages .message[data-ts='{ts}']"), "the message gone")
+    # leave and join #general; presence
+    leave = browser.find_element(By.ID, "join-leave")
+    assert leave.text == "Leave #general"
+    leave.click()
+    until(browser, lambda d: d.find_element(By.ID, "join-leave").text == "Join #general",
+          "alice out of #general")
+    browser.find_element(By.ID, "join-leave").click()
+    until(browser, lambda d: d.find_element(By.ID, "join-leave").text == "Leave #general",
+          "alice back in #general")
+    browser.find_element(By.CSS_SELECTOR, "#presence option[value='away']").click()
+    wait_until_true(lambda: slack.presence("alice") == "away", "alice away")
+    # a direct message to the bot
+    browser.find_element(By.CSS_SELECTOR, "#dms li[data-user='U0BOT']").click()
+    until(browser, lambda d: d.find_element(By.ID, "conv-title").text == "@alice",
+          "the direct message with the bot")
+    say(browser, "psst")
+    wait_until_true(lambda: any(e.get("text") == "psst" and e.get("channel", "").startswith("D")
+                                for e in list(seen)), "the bot got the direct message")
+    kinds = {(e.get("type"), e.get("subtype")) for e in list(seen)}
+    for expected in [("message", "message_changed"), ("message", "message_deleted"),
+                     ("member_left_channel", None), ("member_joined_channel", None),
+                     ("presence_change", None), ("im_created", None)]:
+        assert expected in kinds, (expected, kinds)
+
+
+def wait_until_true(condition: Callable[[], Any], what: str) -> None:
+    """Poll ``condition`` (something outside the browser) until true, up to WAIT seconds."""
+    wait_until(condition, WAIT, what)
