@@ -22,6 +22,7 @@ from slackrtm._engine.dispatch import Registry
 from slackrtm._engine.run import Run
 from slackrtm._health import Replicated
 from slackrtm._log import Log
+from slackrtm._tokens import clean_token
 from slackrtm._web.netconfig import (
     ProxyConfig,
     environ_proxy,
@@ -73,6 +74,9 @@ class _Terminate(BaseException):
 class BaseClient(Replicated):
     """The part of a Slack WebSocket client that does not depend on the protocol."""
 
+    #: The kind of token this client takes (see ``_tokens.clean_token``).
+    _token_kind: Optional[str] = None
+
     def __init__(
         self,
         token: str,
@@ -91,6 +95,7 @@ class BaseClient(Replicated):
         web_client: Optional[WebClient],
         max_backlog: int,
     ) -> None:
+        token = clean_token(token, owner=type(self).__name__, kind=self._token_kind)
         if server_pong_timeout >= client_ping_timeout:
             raise KeepAliveConfigError(
                 f"server_pong_timeout ({server_pong_timeout:g} s) must be smaller than "
@@ -131,6 +136,7 @@ class BaseClient(Replicated):
         self._run: Optional[Run] = None
         self._connect_data: Optional[Dict[str, Any]] = None
         self._authenticated = False
+        self._last_error: Optional[BaseException] = None
 
     def _new_run(self, args: Dict[str, Any]) -> Run:
         """The run ``start(**args)`` begins (a protocol's subclass of :class:`Run`)."""
@@ -164,6 +170,13 @@ class BaseClient(Replicated):
     def authenticated(self) -> bool:
         """From ``authenticated`` until that connection is lost."""
         return self._authenticated
+
+    @property
+    def last_error(self) -> Optional[BaseException]:
+        """Why the latest connection attempt failed or the latest connection was lost
+        (None until one did; kept after the client recovers). With ``auto_reconnect`` the
+        client retries on its own: this says why it is not ready meanwhile."""
+        return self._last_error
 
     @property
     def web_client(self) -> WebClient:

@@ -57,6 +57,8 @@ class RTMClient(SendingClient):
     docs/replicas.rst.
     """
 
+    _token_kind = "rtm"
+
     def __init__(
         self,
         token: str,

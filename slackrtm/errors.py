@@ -122,13 +122,17 @@ class SlackApiError(SlackRTMError):
 
 
 class SlackHTTPError(SlackRTMError):
-    """A Web API call failed at the HTTP level: ``.status_code`` (``None``: no response)."""
+    """A Web API call failed at the HTTP level: ``.status_code`` (``None``: no response);
+    ``.error``: the Slack error code the body carried anyway (``invalid_auth`` with HTTP
+    401), else None."""
 
     code = ErrorCode.HTTPError
 
-    def __init__(self, message: str, *, status_code: Optional[int] = None) -> None:
+    def __init__(self, message: str, *, status_code: Optional[int] = None,
+                 error: Optional[str] = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.error = error
 
 
 class RateLimitedError(SlackRTMError):

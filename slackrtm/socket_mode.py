@@ -76,6 +76,8 @@ class SocketModeClient(SendingClient):
     retried envelopes.
     """
 
+    _token_kind = "app"
+
     def __init__(
         self,
         token: str,

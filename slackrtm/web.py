@@ -25,6 +25,7 @@ import requests
 import urllib3
 
 from slackrtm._log import Log, LoggerLike, LogLevel, redact
+from slackrtm._tokens import clean_token, token_hint
 from slackrtm._version import __version__
 from slackrtm._web import http as _http
 from slackrtm._web.http import AbortHandle
@@ -264,6 +265,8 @@ class WebClient:
         if session is not None and (self._proxy is not None or ssl_context is not None):
             raise ValueError("proxy and ssl_context cannot be combined with a given session: "
                              "configure that session instead")
+        if token is not None:
+            token = clean_token(token, owner="WebClient")
         self._token = token
         self.base_url = base_url
         self.timeout = float(timeout)
@@ -361,6 +364,8 @@ class WebClient:
         form = encode_params(params)
         token = form.pop("token", None) or self._token
         if token and token != self._token:
+            token = clean_token(token, owner=f"{method}: the token param")
+        if token and token != self._token:
             self._log.add_secret(token)
         scope = _http.current_scope()
         if self._limits is not None:  # rate_limits=True: wait for the method's turn
@@ -439,10 +444,12 @@ class WebClient:
         if scope is not None and scope.aborted:
             raise SlackHTTPError(f"{method} was aborted before it was sent", status_code=None)
         started = time.monotonic()
+        failure: SlackHTTPError | None = None
+        cause: BaseException | None = None
         try:
             http = self.session.post(url, data=form, auth=_BearerAuth(token),
                                      timeout=self.timeout, allow_redirects=False)
-        except _TRANSPORT_ERRORS as exc:
+        except (*_TRANSPORT_ERRORS, ValueError) as exc:
             _scrub(exc)
             elapsed = time.monotonic() - started
             if scope is not None and scope.aborted:
@@ -451,11 +458,20 @@ class WebClient:
                 what = f"timed out after {elapsed:.1f} s (timeout {self.timeout:g} s)"
             elif isinstance(exc, requests.exceptions.SSLError):
                 what = f"failed: TLS with {self._where(url)} failed"
-            else:
+            elif isinstance(exc, _TRANSPORT_ERRORS):
                 what = f"failed: could not reach {self._where(url)}"
+            else:
+                what = "failed: the request could not be made"
             detail = redact(f"{type(exc).__name__}: {exc}", self._secrets)
             self._log.debug(f"{method} {what} ({detail})")
-            raise SlackHTTPError(f"{method} {what} ({detail})", status_code=None) from exc
+            failure = SlackHTTPError(f"{method} {what} ({detail})", status_code=None)
+            # the raw error is chained only when its text shows no secret (its request's
+            # Authorization header is scrubbed above); an invalid header quotes it whole
+            cause = exc if detail == f"{type(exc).__name__}: {exc}" else None
+        if failure is not None:
+            # raised outside the except block: a raw error not chained as the cause is not
+            # the context either
+            raise failure from cause
         self._log.debug(f"{method} -> HTTP {http.status_code} in "
                         f"{time.monotonic() - started:.3f} s "
                         f"(params: {', '.join(sorted(form)) or 'none'})")
@@ -473,10 +489,12 @@ class WebClient:
         except ValueError:
             data = None
         if not 200 <= status < 300:
-            error = f": {data['error']}" if isinstance(data, dict) and "error" in data else ""
+            code = data.get("error") if isinstance(data, dict) else None
+            code = redact(code, self._secrets) if isinstance(code, str) and code else None
+            error = f": {code}{token_hint(code, method)}" if code else ""
             message = redact(f"{method} failed: HTTP {status} {http.reason or ''}".rstrip()
                              + error, self._secrets)
-            raise SlackHTTPError(message, status_code=status)
+            raise SlackHTTPError(message, status_code=status, error=code)
         if not isinstance(data, dict):
             raise SlackHTTPError(f"{method} failed: HTTP {status} but the body is not a JSON "
                                  "object", status_code=status)
@@ -485,7 +503,7 @@ class WebClient:
         if data.get("ok") is not True:
             error = redact(str(data.get("error", "unknown_error")), self._secrets)
             self._log.debug(f"{method} answered ok=false: {error}")
-            raise SlackApiError(f"{method} failed: {error}", resp)
+            raise SlackApiError(f"{method} failed: {error}{token_hint(error, method)}", resp)
         return resp
 
 

@@ -102,19 +102,21 @@ def test_tail_without_an_app_token_is_a_usage_error(slack: FakeSlack, cli: Any) 
     assert proc.out == [] and slack.calls == []
 
 
-@pytest.mark.parametrize("token, pattern", [
-    ("bot", r"^slackrtm: error: Slack refused this token for Socket Mode "
-            r"\(not_allowed_token_type\): Socket Mode needs an app-level token \(xapp-\.\.\.\)"),
+@pytest.mark.parametrize("token, pattern, code, calls", [
+    # a bot token is refused before any call, with what to use instead
+    ("bot", r"^slackrtm: error: SocketModeClient was given a bot or user token "
+            r"\(xoxb-\.\.\.\), but Socket Mode needs an app-level token \(xapp-\.\.\.\)",
+     "2", 0),
     ("xapp-1-A0FAKE-1-" + "0" * 64, r"^slackrtm: error: Slack rejected the token "
-                                    r"\(invalid_auth\)$"),
+                                    r"\(invalid_auth\)$", "1", 1),
 ])
 def test_tail_with_a_wrong_token_exits_1(slack: FakeSlack, cli: Any, token: str,
-                                         pattern: str) -> None:
+                                         pattern: str, code: str, calls: int) -> None:
     token = slack.token if token == "bot" else token
     proc = cli("tail", "--socket-mode", SLACK_APP_TOKEN=token, SLACK_API_URL=slack.api_url)
-    one_error_line(proc, proc.finish(), "1", pattern)
+    one_error_line(proc, proc.finish(), code, pattern)
     assert token not in proc.stdout + proc.stderr
-    assert slack.call_count("apps.connections.open") == 1
+    assert slack.call_count("apps.connections.open") == calls
 
 
 def test_an_app_token_given_to_rtm_tail_hints_at_socket_mode(slack: FakeSlack,

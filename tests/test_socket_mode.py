@@ -299,9 +299,10 @@ def test_invalid_app_token_is_fatal_with_one_call(slack: FakeSlack, smake: Make)
 
 
 def test_a_bot_token_is_refused(slack: FakeSlack, smake: Make) -> None:
-    client = smake(slack.token)
-    with pytest.raises(PlatformError, match="not_allowed_token_type"):
-        client.start().result(timeout=5)
+    # refused when the client is made, with what to use instead (no call to Slack)
+    with pytest.raises(ValueError, match="xapp-"):
+        smake(slack.token)
+    assert slack.call_count("apps.connections.open") == 0
 
 
 def test_too_many_websockets_backs_off(slack: FakeSlack, smake: Make) -> None:

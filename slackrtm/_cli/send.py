@@ -68,4 +68,6 @@ def cmd_send(args: argparse.Namespace, console: Console) -> int:
         raise CliError(f"timed out after {timeout:g} s waiting for {step}") from None
     except SlackRTMError as exc:
         raise CliError(explain(exc, api_url)) from None
+    except (TypeError, ValueError) as exc:  # a token of the wrong kind: says what to use
+        raise CliError(str(exc), EXIT_USAGE) from None
     return EXIT_OK

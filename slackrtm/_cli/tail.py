@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 
 from slackrtm._cli.base import (
     EXIT_OK,
+    EXIT_USAGE,
     CliError,
     Console,
     api_url_of,
@@ -48,7 +49,10 @@ def cmd_tail(args: argparse.Namespace, console: Console) -> int:
                         max_retries=0).auth.test()
     except SlackRTMError as exc:
         raise CliError(explain(exc, api_url)) from None
-    rtm = RTMClient(token, slack_api_url=api_url, **client_options(args, console))
+    try:
+        rtm = RTMClient(token, slack_api_url=api_url, **client_options(args, console))
+    except (TypeError, ValueError) as exc:  # a token of the wrong kind: says what to use
+        raise CliError(str(exc), EXIT_USAGE) from None
     _print_events(rtm, args, console)
     was_ready = [False]  # handlers run one at a time: no lock needed
     rtm.once("connecting", lambda: console.note(f"connecting to {api_url}"))
@@ -110,8 +114,12 @@ def _tail_socket_mode(args: argparse.Namespace, console: Console) -> int:
     console.secrets.append(token)
     api_url = api_url_of(args)
     timeout: float = args.timeout
-    client = SocketModeClient(token, slack_api_url=api_url, hello_timeout=min(timeout, 10.0),
-                              **client_options(args, console))
+    try:
+        client = SocketModeClient(token, slack_api_url=api_url,
+                                  hello_timeout=min(timeout, 10.0),
+                                  **client_options(args, console))
+    except (TypeError, ValueError) as exc:  # a token of the wrong kind: says what to use
+        raise CliError(str(exc), EXIT_USAGE) from None
     _print_events(client, args, console)
     first = threading.Event()  # the first connection attempt succeeded or failed
     failed: List[BaseException] = []

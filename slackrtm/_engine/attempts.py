@@ -13,6 +13,7 @@ from slackrtm._engine.dispatch import Dispatcher
 from slackrtm._engine.host import Host, apply, monotonic
 from slackrtm._engine.transport import Transport, safe_url
 from slackrtm._log import Log
+from slackrtm._tokens import token_hint
 from slackrtm.errors import (
     PlatformError,
     RateLimitedError,
@@ -50,6 +51,8 @@ class Attempts:
     teardown_reason: Optional[SlackRTMError]
     http_scopes: Set[Any]
     handshakes: Set[Any]
+    #: Kinds of failed attempts logged at WARNING since the last ready (see _attempt_failed).
+    failures_logged: Set[Tuple[Any, ...]]
 
     def _open_source(self) -> Dict[str, Any]:
         """Call the Web API method that hands out a WebSocket URL; the answer has ``url``."""
@@ -127,6 +130,7 @@ class Attempts:
             if isinstance(reason, PlatformError):  # the server said the run is over
                 self._fail(reason)
                 return
+            c._last_error = reason
             if not c._auto_reconnect:
                 self._fail(reason)
                 return
@@ -168,6 +172,7 @@ class Attempts:
         shutdown; its errors become this package's. The answer must carry a ``url``."""
         c = self.c
         scope_factory = getattr(c._web, "_abort_scope", None) or contextlib.nullcontext
+        failure: Optional[SlackRTMError] = None
         try:
             with scope_factory() as scope:
                 with c._lock:
@@ -180,14 +185,26 @@ class Attempts:
                     with c._lock:
                         self.http_scopes.discard(scope)
         except SlackApiError as exc:
-            message = self.log.redact(f"{method} failed: {exc.error}")
-            raise PlatformError(message, error=exc.error,
-                                data=dict(exc.response.data)) from None
-        except SlackRTMError:
-            raise
+            message = self.log.redact(f"{method} failed: {exc.error}"
+                                      f"{token_hint(exc.error, method)}")
+            failure = PlatformError(message, error=exc.error, data=dict(exc.response.data))
+        except SlackHTTPError as exc:
+            if exc.error and exc.status_code != 429:
+                # the Slack error code decides, whatever the HTTP status (401 invalid_auth)
+                failure = PlatformError(self.log.redact(str(exc)), error=exc.error,
+                                        data={"ok": False, "error": exc.error,
+                                              "http_status": exc.status_code})
+            else:
+                failure = exc
+        except SlackRTMError as exc:
+            failure = exc
         except Exception as exc:  # anything else the HTTP stack raises
-            raise SlackHTTPError(self.log.redact(
-                f"{method} failed: {type(exc).__name__}: {exc}")) from None
+            failure = SlackHTTPError(self.log.redact(
+                f"{method} failed: {type(exc).__name__}: {exc}"))
+        if failure is not None:
+            # raised outside the except blocks: a raw error of the HTTP stack (which may
+            # quote the request) is never chained to ours, not even as __context__
+            raise failure
         data = dict(resp.data)
         if not isinstance(data.get("url"), str):
             raise PlatformError(f"{method} answered without a WebSocket url",
@@ -199,6 +216,7 @@ class Attempts:
 
         Returns True when the next attempt should start.
         """
+        self.c._last_error = err
         if fatal or not self.c._auto_reconnect:
             self._fail(err)
             return False
@@ -206,7 +224,17 @@ class Attempts:
             delay = self.c._core.attempt_failed()
         if isinstance(err, RateLimitedError):
             delay = max(delay, err.retry_after)
-        self.log.warn(f"connection attempt failed: {err}")
+        kind = (type(err), getattr(err, "error", None), getattr(err, "status_code", None))
+        if kind not in self.failures_logged:
+            first = not self.failures_logged
+            self.failures_logged.add(kind)
+            self.log.warn(
+                f"{'could not connect' if first else 'connection attempt failed'}: {err}; "
+                "retrying with backoff until it works or disconnect() is called "
+                "(auto_reconnect=True); client.last_error holds the latest reason, and "
+                "further failures like this one are logged at DEBUG")
+        else:
+            self.log.debug(f"connection attempt failed again: {err}")
         return self._wait_backoff(delay)
 
     def _wait_backoff(self, delay: float) -> bool:

@@ -51,6 +51,7 @@ class Host(Protocol):
     _counters: Any  # _health.Counters
     _local_dedupe: Any  # Optional[MemoryDedupe]
     _gate: Any  # Optional[_gate.Gate]
+    _last_error: Optional[BaseException]
 
     def _ws_proxy(self, url: str) -> Optional[ProxyConfig]: ...
 

@@ -79,6 +79,7 @@ class Run(Attempts, Poster, Writer):
             self.dispatcher.claim_frame = gate.claim_frame
         self.threads_started = threading.Event()  # start() finished starting them
         self.handshakes: Set[Any] = set()  # websocket-client objects mid-handshake
+        self.failures_logged: Set[Tuple[Any, ...]] = set()
         self.bound: Deque[Bound] = deque()
         self._init_poster()
         self.previous_dispatcher: Optional[threading.Thread] = None
@@ -120,6 +121,8 @@ class Run(Attempts, Poster, Writer):
                 self.stopping = True
                 self.explicit = explicit
                 self.error = error
+                if error is not None:
+                    c._last_error = error
                 self.stop.set()
                 if c._core.state not in (State.DISCONNECTED, State.DISCONNECTING):
                     c._core.transition(State.DISCONNECTING)
@@ -269,6 +272,7 @@ class Run(Attempts, Poster, Writer):
             c._core.hello()
             data = c._connect_data
         self.log.debug("ready")
+        self.failures_logged.clear()  # a new streak of failures is reported again
         if not self.future.done():
             try:
                 self.future.set_result(dict(data or {}))
