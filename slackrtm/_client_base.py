@@ -131,6 +131,8 @@ class BaseClient(Replicated):
         self._core = Core(Timeouts(client_ping_timeout, server_pong_timeout, reply_timeout,
                                    hello_timeout), backoff or Backoff())
         self._core.on_transition = self._on_transition
+        self._odd_kinds: set[str] = set()
+        self._core.on_odd = self._on_odd
         self._core.redact = self._log.redact
         self._registry = Registry()
         self._run: Optional[Run] = None
@@ -149,6 +151,24 @@ class BaseClient(Replicated):
         if new is State.RECONNECTING:
             self._counters.add("reconnects")
         self._log.debug(f"state {old.value} -> {new.value}")
+
+    def _on_odd(self, kind: str, message: str) -> None:
+        """Something odd from the server: WARNING the first time of each kind, then DEBUG."""
+        if kind in self._odd_kinds:
+            self._log.debug(message)
+            return
+        self._odd_kinds.add(kind)
+        self._log.warn(f"{message} (logged once; more like it at DEBUG)")
+
+    def _in_own_handler(self) -> bool:
+        """Whether the calling thread is this client's dispatcher (a handler runs on it)."""
+        run = self._run
+        if run is None:
+            return False
+        me = threading.get_ident()
+        previous = run.previous_dispatcher
+        return me == run.dispatcher.thread_ident or (
+            previous is not None and me == previous.ident)
 
     # ------------------------------------------------------------------ state
     @property
@@ -269,6 +289,12 @@ class BaseClient(Replicated):
         also when it ended after ``start()``'s future resolved and before this call: that
         run is not started again (a later call starts a new one).
         """
+        if self._in_own_handler():
+            # it would block the dispatcher that has to deliver the run's end: a deadlock
+            raise RuntimeError(
+                "run_forever() was called from a handler of this client, which would "
+                "block its event dispatch forever; call it from the main code, and from a "
+                "handler use disconnect() (or start() to restart)")
         previous: Any = None
         main = threading.current_thread() is threading.main_thread()
         if main:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-__all__ = ["APP_TOKEN_HELP", "RTM_TOKEN_HELP", "clean_token", "token_hint"]
+__all__ = ["APP_TOKEN_HELP", "BOT_TOKEN_HELP", "RTM_TOKEN_HELP", "clean_token", "token_hint"]
 
 #: Where an app-level token comes from.
 APP_TOKEN_HELP = (
@@ -21,6 +21,10 @@ APP_TOKEN_HELP = (
 RTM_TOKEN_HELP = (
     "a bot token (xoxb-...) or user token (xoxp-...) of a classic Slack app: "
     "api.slack.com/apps > your app > OAuth & Permissions")
+#: Where a bot token comes from.
+BOT_TOKEN_HELP = (
+    "the app's bot token (xoxb-...): api.slack.com/apps > your app > OAuth & Permissions > "
+    "Bot User OAuth Token")
 
 _BOT_OR_USER = ("xoxb-", "xoxp-", "xoxa-", "xoxs-", "xoxe-", "xoxe.")
 
@@ -28,7 +32,7 @@ _BOT_OR_USER = ("xoxb-", "xoxp-", "xoxa-", "xoxs-", "xoxe-", "xoxe.")
 def clean_token(token: Any, *, owner: str, kind: Optional[str] = None) -> str:
     """``token`` without surrounding whitespace; raise when it cannot work.
 
-    ``owner`` names the class for messages; ``kind`` is ``"rtm"``, ``"app"`` or None
+    ``owner`` names the class for messages; ``kind`` is ``"rtm"``, ``"app"``, ``"bot"`` or None
     (any kind: the Web API). Raises TypeError for a non-string, ValueError for an empty
     token, one with whitespace or control characters inside, or one of the wrong kind.
     Tokens of a shape not recognised (a test server's, an enterprise's) are accepted.
@@ -38,13 +42,17 @@ def clean_token(token: Any, *, owner: str, kind: Optional[str] = None) -> str:
     if not isinstance(token, str):
         raise TypeError(f"{owner}: token must be a str, got {type(token).__name__}")
     cleaned = token.strip()
-    need = {"rtm": RTM_TOKEN_HELP, "app": APP_TOKEN_HELP}.get(kind or "", "a Slack token")
+    need = {"rtm": RTM_TOKEN_HELP, "app": APP_TOKEN_HELP, "bot": BOT_TOKEN_HELP}.get(
+        kind or "", "a Slack token")
     if not cleaned:
         raise ValueError(f"{owner}: the token is empty (an unset environment variable?); "
                          f"it needs {need}")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in cleaned):
         raise ValueError(f"{owner}: the token has whitespace or control characters inside "
                          "it; a Slack token has none (was it pasted with a line break?)")
+    if kind == "bot" and cleaned.startswith("xapp-"):
+        raise ValueError(f"{owner} is an app-level token (xapp-...), which cannot post: it "
+                         f"needs {BOT_TOKEN_HELP}")
     if kind == "rtm" and cleaned.startswith("xapp-"):
         raise ValueError(
             f"{owner} was given an app-level token (xapp-...), which only Socket Mode "

@@ -24,6 +24,7 @@ from slackrtm._protocols.sm_run import SocketModeRun
 from slackrtm._sending import SendingClient, check_send_rate
 from slackrtm._store.backfill import Backfill, attach
 from slackrtm._store.store import Store
+from slackrtm._tokens import clean_token
 from slackrtm.web import WebClient
 
 __all__ = ["SocketModeClient", "SocketModeRequest"]
@@ -105,8 +106,9 @@ class SocketModeClient(SendingClient):
     ) -> None:
         if ack not in ACK_MODES:
             raise ValueError(f"ack must be 'auto' or 'manual', got {ack!r}")
-        if bot_token is not None and (not isinstance(bot_token, str) or not bot_token):
-            raise TypeError("bot_token must be a non-empty str (xoxb-...) or None")
+        if bot_token is not None:
+            bot_token = clean_token(bot_token, owner="SocketModeClient's bot_token",
+                                    kind="bot")
         pacer = check_send_rate(send_rate)
         if bot_token is None and (store or backfill is not False):
             raise ValueError("store and backfill need a bot token: SocketModeClient(app_token, "

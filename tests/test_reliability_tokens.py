@@ -79,11 +79,14 @@ def test_tokens_read_from_files_with_any_line_ending_work_everywhere(
         # a per-call token param read the same way works too
         assert web.api_call("auth.test", token=bot)["ok"] is True
     rtm = RTMClient(bot, **dict(FAST, slack_api_url=slack.api_url))
-    sm = SocketModeClient(app, **dict(SM_FAST, slack_api_url=slack.api_url))
+    sm = SocketModeClient(app, bot_token=bot, **dict(SM_FAST, slack_api_url=slack.api_url))
     try:
         rtm.start().result(timeout=30)
         sm.start().result(timeout=30)
         assert rtm.ready and sm.ready
+        general = slack.channel_id("general")
+        assert rtm.send_message("over rtm", general).result(timeout=30)["ok"] is True
+        assert sm.send_message("over the web", general).result(timeout=30)["ok"] is True
     finally:
         rtm.disconnect()
         sm.disconnect()
@@ -135,6 +138,8 @@ def test_the_wrong_kind_of_token_is_refused_with_what_to_use(slack: FakeSlack) -
         text = str(info.value)
         assert "xapp-" in text and "App-Level Tokens" in text
         assert bot[5:] not in text
+    with pytest.raises(ValueError, match="xoxb-"):
+        SocketModeClient(slack.app_token, bot_token=slack.app_token)
     # FakeSlack's tokens, and tokens of a shape not recognised, still work
     RTMClient(slack.token)
     SocketModeClient(slack.app_token)

@@ -67,6 +67,9 @@ class Core:
     paused_at: Optional[float] = None
     dead: bool = False  # torn down by a deadline; the reader has yet to notice
     on_transition: Optional[Callable[[State, State], None]] = None
+    #: Told ``(kind, message)`` of anything odd in what the server sent (the client logs
+    #: each kind once at WARNING).
+    on_odd: Optional[Callable[[str, str], None]] = None
     #: Removes secrets from server text put into error messages (the client's redaction).
     redact: Callable[[str], str] = field(default=lambda text: text)
     #: Per-channel pacing of sends (``RTMClient(send_rate=...)``); None: no pacing.
@@ -275,9 +278,18 @@ class Core:
 
     # ----------------------------------------------------------------- receiving
     def inbound(self, frame: Dict[str, Any], now: float) -> List[Effect]:
-        """A parsed frame arrived (the caller sets ``last_inbound``); match replies."""
+        """A parsed frame arrived (the caller sets ``last_inbound``); match replies.
+
+        Only ``"ok": true`` is a success (a ``pong`` answering a ping has no ``ok``);
+        ``"ok": "false"``, an ``error`` without ``ok``, or no ``ok`` at all fail the send.
+        Anything odd is reported through :attr:`on_odd`.
+        """
         reply_to = frame.get("reply_to")
         if type(reply_to) is not int:  # JSON true, 1.0 or "1" is no message id
+            if reply_to is not None or "reply_to" in frame:
+                self._odd(f"reply_to:{type(reply_to).__name__}",
+                          f"ignored a reply whose reply_to is {_shown(reply_to)} "
+                          f"({type(reply_to).__name__}), not a message id")
             return []
         if reply_to == self.ping_id and self.ping_id is not None:
             self.ping_id = None
@@ -285,8 +297,21 @@ class Core:
         send = self.pending.pop(reply_to, None)
         if send is None or send.future is None:
             return []
-        if frame.get("ok") is False:
-            error = frame.get("error")
+        ok = frame.get("ok")
+        if ok is not True and ok is not False:
+            if "ok" in frame:
+                self._odd(f"ok:{type(ok).__name__}",
+                          f"a reply's ok is {_shown(ok)} ({type(ok).__name__}), not true or "
+                          "false: taken as a failure")
+            elif "error" in frame:
+                self._odd("ok:missing-with-error",
+                          "a reply has an error but no ok: taken as a failure")
+            elif frame.get("type") == "pong" and send.type == "ping":
+                ok = True  # the answer to a ping carries no ok
+            else:
+                self._odd("ok:missing", "a reply has no ok: taken as a failure")
+        if ok is not True:
+            error = frame.get("error", f"the reply's ok is {_shown(ok)}")
             channel = paced_channel(send.body) if self.pacer is not None else None
             if channel is not None and self.pacer is not None and not send.retried \
                     and is_slow_down(error) and self.started:
@@ -301,6 +326,10 @@ class Core:
         if send.type == "message" and "channel" not in frame and "channel" in send.body:
             frame["channel"] = send.body["channel"]  # as chat.postMessage's answer has it
         return [Resolve(send.future, result=frame)]
+
+    def _odd(self, kind: str, message: str) -> None:
+        if self.on_odd is not None:
+            self.on_odd(kind, message)
 
     def hello(self) -> None:
         """``hello`` arrived: the connection is ready; presence is re-subscribed."""
@@ -465,3 +494,9 @@ class Core:
         self.hello_deadline = None
         self.reached_ready = False
         return effects
+
+
+def _shown(value: Any) -> str:
+    """A server value for a log line: short, whatever it is."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
