@@ -24,11 +24,18 @@ from slackrtm._engine.dispatch import Entry
 from slackrtm._engine.run import Bound, Host, Run, monotonic
 from slackrtm._engine.transport import Message, Transport
 from slackrtm._protocols.envelope import Seen, SocketModeRequest
+from slackrtm._protocols.malformed import (
+    envelope_problems,
+    looks_like_envelope,
+    recover_envelope_id,
+    usable_id,
+)
 from slackrtm._protocols.refresh import Refresh
 from slackrtm.errors import PlatformError, SlackRTMError, WebsocketError
 
 #: ``disconnect`` reasons that ask for a refresh (open the next connection first).
 REFRESH_REASONS = frozenset({"warning", "refresh_requested"})
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 #: Seconds a closing connection may take to deliver its last frames after a handover.
 DRAIN_TIMEOUT = 2.0
 
@@ -212,14 +219,21 @@ class SocketModeRun(Run):
                 continue
             try:
                 frame = json.loads(text)
-            except (ValueError, RecursionError):
-                entries.append((text, None))
+            except (ValueError, RecursionError) as exc:
+                salvaged = self._salvage(text, exc, transport) if '"envelope_id"' in text \
+                    else None
+                entries.append((text, False if salvaged else None))
                 continue
             if type(frame) is not dict:
                 entries.append((text, None))
                 continue
             envelope_id = frame.get("envelope_id")
-            if type(envelope_id) is str:
+            if type(envelope_id) is not str or not envelope_id:
+                if looks_like_envelope(frame):
+                    self._unusable_id(frame, transport)
+                    entries.append((text, False))
+                    continue
+            else:
                 request = SocketModeRequest(frame, self, transport, self.manual_ack)
                 if self.seen.check(envelope_id, request.payload.get("event_id")):
                     c._counters.add("duplicates_local")
@@ -228,6 +242,18 @@ class SocketModeRun(Run):
                     acks.append(request)
                     if registry.handlers("raw_message"):
                         entries.append((text, False))
+                    continue
+                problems, drop = envelope_problems(frame)
+                if problems:
+                    self.log.warn(
+                        f"envelope {envelope_id} ({_shown(frame.get('type'))}) has "
+                        f"{', '.join(problems)}: "
+                        + ("acknowledged and dropped" if drop else
+                           "only its envelope handlers get it, its inner event is not "
+                           "dispatched"))
+                if drop:
+                    acks.append(request)
+                    entries.append((text, False))
                     continue
                 self.refresh.delivered()
                 if not (self.manual_ack or (request.accepts_response_payload
@@ -265,6 +291,39 @@ class SocketModeRun(Run):
             if stop is not None:
                 return stop
         return outcome
+
+    def _salvage(self, text: str, exc: BaseException, transport: Transport) -> bool:
+        """An envelope that cannot be parsed: acknowledge it by the id it carries, so
+        Slack does not deliver it again forever. True when it was acknowledged."""
+        envelope_id = recover_envelope_id(text)
+        why = "nested too deep" if isinstance(exc, RecursionError) else "not valid JSON"
+        if envelope_id is None:
+            self.log.warn(f"dropped an envelope that cannot be parsed ({why}) and has no "
+                          f"readable envelope_id: {text[:120]!r}")
+            return True
+        self.log.warn(f"envelope {_shown(envelope_id)} cannot be parsed ({why}): "
+                      "acknowledged and dropped")
+        if isinstance(envelope_id, str):
+            self.seen.check(envelope_id, None)
+        self.write_bound_many([Bound(_encode({"envelope_id": envelope_id}), transport, None)])
+        return True
+
+    def _unusable_id(self, frame: Dict[str, Any], transport: Transport) -> None:
+        """An envelope whose ``envelope_id`` is missing, empty, null or not a string: never
+        handed to a handler (it could not be acknowledged); one with a number as its id
+        is acknowledged with that number."""
+        envelope_id = frame.get("envelope_id")
+        kind = _shown(frame.get("type"))
+        if usable_id(envelope_id):
+            self.log.warn(f"envelope {kind} has the number {envelope_id!r} as its "
+                          "envelope_id: acknowledged with it, and dropped")
+            self.write_bound_many([Bound(_encode({"envelope_id": envelope_id}), transport,
+                                         None)])
+            return
+        what = "no envelope_id" if "envelope_id" not in frame else \
+            f"the envelope_id {_shown(envelope_id)}"
+        self.log.warn(f"envelope {kind} has {what}: it cannot be acknowledged, and is "
+                      "dropped")
 
     def _note_hello(self, frame: Dict[str, Any], now: float) -> None:
         """Remember what hello says; schedule a refresh before the connection's end."""
@@ -407,6 +466,12 @@ class SocketModeRun(Run):
         transport.take_pongs()
         transport.poll_every(None)
         return transport, held, dict(data, **_hello_info(hello))
+
+
+def _shown(value: Any) -> str:
+    """A server value for a log line: short, whatever it is."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _control_of(message: Message) -> Optional[Dict[str, Any]]:
