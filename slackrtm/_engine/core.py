@@ -19,7 +19,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from slackrtm._engine.backoff import Backoff
 from slackrtm._engine.pacing import Pacer, is_slow_down, paced_channel
-from slackrtm._engine.split import MAX_MESSAGE_LENGTH
+from slackrtm._engine.split import MAX_MESSAGE_LENGTH, unencodable
 from slackrtm._engine.states import (
     RECONNECT_EVENTS,
     TRANSITIONS,
@@ -137,6 +137,12 @@ class Core:
                 f"message text is {len(text)} characters long, more than Slack's "
                 f"{MAX_MESSAGE_LENGTH}; nothing was sent (send_message(..., split=True) "
                 "sends it in parts)", length=len(text), limit=MAX_MESSAGE_LENGTH))
+        if isinstance(text, str) and not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return Resolve(future, error=ValueError(
+                    f"the message text cannot be sent: {unencodable(exc)}; nothing was sent"))
         self.outbox.append(Send(type, dict(body or {}), await_reply, future, seq=self.next_seq,
                                 web=web))
         self.next_seq += 1

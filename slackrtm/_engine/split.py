@@ -53,3 +53,11 @@ def _last_space(window: str) -> int:
         if window[i].isspace():
             return i
     return -1
+
+
+def unencodable(exc: UnicodeEncodeError) -> str:
+    """Why a text cannot be written, for a user (the text itself is not shown)."""
+    bad = exc.object[exc.start:exc.end] if isinstance(exc.object, str) else ""
+    points = ", ".join(f"U+{ord(ch):04X}" for ch in bad[:3])
+    return (f"it holds a lone surrogate ({points}) at character {exc.start}, which UTF-8 "
+            "cannot encode (a broken \\ud800-style escape, or text cut inside a pair)")

@@ -191,6 +191,10 @@ class Transport:
         """Write several text frames in one write (all or, on failure, maybe some)."""
         self._write_frame(b"".join(client_frame(t.encode("utf-8"), OP_TEXT) for t in texts))
 
+    def send_payloads(self, payloads: List[bytes]) -> None:
+        """Write several text frames, already UTF-8 encoded, in one write (as send_texts)."""
+        self._write_frame(b"".join(client_frame(p, OP_TEXT) for p in payloads))
+
     def send_ping(self, payload: bytes) -> None:
         """Write a ping control frame (a keep-alive); raise WebsocketError like send_text."""
         self._write_frame(client_frame(payload[:125], OP_PING))

@@ -15,6 +15,7 @@ from typing import Callable, Deque, List, Optional
 
 from slackrtm._engine.core import Resolve, Send, State
 from slackrtm._engine.host import Host, apply, monotonic
+from slackrtm._engine.split import unencodable
 from slackrtm._engine.transport import NotWritten, Transport
 from slackrtm._log import Log
 from slackrtm.errors import (
@@ -109,6 +110,14 @@ class Writer:
                             transport.send_ping(str(send.id).encode())
                         else:
                             transport.send_text(text)
+                    except UnicodeEncodeError as exc:  # nothing written: this send fails alone
+                        with c._lock:
+                            core.pending.pop(send.id, None)
+                        if send.future is not None:
+                            done.append(Resolve(send.future, error=ValueError(
+                                f"this {send.type!r} event cannot be sent: "
+                                f"{unencodable(exc)}; nothing was written")))
+                        continue
                     except NotWritten:  # torn down first: not a byte of it went out
                         with c._lock:
                             effect = core.requeue(send, stopping=self.stopping)
@@ -162,8 +171,22 @@ class Writer:
                 items = [self.bound.popleft()]
                 while self.bound and len(items) < 512 and self._bound_target() is target:
                     items.append(self.bound.popleft())
+            payloads: List[bytes] = []
+            good: List[Bound] = []
+            for item in items:
+                try:
+                    payloads.append(item.text.encode("utf-8"))
+                    good.append(item)
+                except UnicodeEncodeError as exc:  # a lone surrogate: this item fails alone
+                    self.log.warn(f"an acknowledgement was not written: {unencodable(exc)}")
+                    if item.future is not None:
+                        done.append(Resolve(item.future, error=ValueError(
+                            f"the acknowledgement cannot be written: {unencodable(exc)}")))
+            items = good
+            if not items:
+                continue
             try:
-                target.send_texts([item.text for item in items])
+                target.send_payloads(payloads)
             except NotWritten:  # closed meanwhile: try the next connection
                 for item in items:
                     item.via = None
@@ -210,6 +233,7 @@ class Writer:
 
 
 _local = threading.local()
+
 
 
 def ours(target: Callable[[], None]) -> Callable[[], None]:

@@ -20,16 +20,31 @@ if TYPE_CHECKING:  # pragma: no cover
     from slackrtm._protocols.sm_run import SocketModeRun
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}").fullmatch
 
 
 def ack_text(envelope_id: str, payload: Optional[Dict[str, Any]] = None) -> str:
-    """The acknowledgement frame of an envelope."""
+    """The acknowledgement frame of an envelope.
+
+    The id is written with non-ASCII characters escaped, so an id Slack sent with a
+    ``\\ud800``-style escape goes back exactly as it came. A ``payload`` that cannot be
+    sent (not JSON, or holding a lone surrogate that UTF-8 cannot encode) raises
+    ``TypeError`` / ``ValueError`` at once.
+    """
     if payload is None:
         if _PLAIN_ID(envelope_id):  # Slack's ids (UUIDs): nothing to escape
             return '{"envelope_id":"' + envelope_id + '"}'
-        return _encode({"envelope_id": envelope_id})
-    return _encode({"envelope_id": envelope_id, "payload": payload})
+        return _ascii({"envelope_id": envelope_id})
+    body = _encode(payload)
+    if not body.isascii():
+        try:
+            body.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"the response payload of envelope {envelope_id!r} cannot be "
+                             f"sent: it holds a lone surrogate at character {exc.start} "
+                             "(UTF-8 cannot encode it); nothing was sent") from None
+    return '{"envelope_id":' + _ascii(envelope_id) + ',"payload":' + body + "}"
 
 
 class SocketModeRequest:

@@ -35,7 +35,7 @@ from slackrtm.errors import PlatformError, SlackRTMError, WebsocketError
 
 #: ``disconnect`` reasons that ask for a refresh (open the next connection first).
 REFRESH_REASONS = frozenset({"warning", "refresh_requested"})
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 #: Seconds a closing connection may take to deliver its last frames after a handover.
 DRAIN_TIMEOUT = 2.0
 
