@@ -121,7 +121,7 @@ class Attempts:
                 self.transport = None
                 if self.teardown_reason is not None:
                     reason = self.teardown_reason
-                effects = c._core.connection_lost(reason)
+                effects = c._core.connection_lost(reason, monotonic())
                 c._authenticated = False
             transport.release()
             apply(effects)

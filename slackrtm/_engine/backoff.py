@@ -11,7 +11,10 @@ from typing import Callable, Optional
 class Backoff:
     """Delays between reconnect attempts: capped exponential growth with full jitter.
 
-    ``failures`` counts failed attempts since ``start()`` or the last ``ready``.
+    ``failures`` counts failed attempts since ``start()`` or since a connection stayed
+    ready for ``healthy_after`` seconds. A connection lost sooner after its ``hello`` (a
+    server that flaps: hello, then a drop) counts as one more failure, so the delays
+    keep growing instead of starting over at every hello.
     ``delay(0)`` is ``initial`` exactly; after the k-th failure in a row the next attempt
     waits up to ``min(maximum, base * factor ** (k - 1))`` seconds, drawn uniformly from
     ``[0, that]`` when ``jitter`` is true.
@@ -22,9 +25,10 @@ class Backoff:
     factor: float = 2.0
     maximum: float = 30.0
     jitter: bool = True
+    healthy_after: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("initial", "base", "maximum"):
+        for name in ("initial", "base", "maximum", "healthy_after"):
             if getattr(self, name) < 0:
                 raise ValueError(f"Backoff.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.factor < 1:

@@ -58,6 +58,8 @@ class Core:
     outbox: Deque[Send] = field(default_factory=deque)
     pending: Dict[int, Send] = field(default_factory=dict)
     failures: int = 0
+    failures_before_ready: int = 0  # the failure count when the connection became ready
+    ready_at: Optional[float] = None  # when it did (None: unknown, or not ready)
     presence_ids: Optional[List[str]] = None
     reached_ready: bool = False
     last_inbound: float = 0.0
@@ -96,6 +98,8 @@ class Core:
         """A run begins: the first connection attempt starts."""
         self.transition(State.CONNECTING)
         self.failures = 0
+        self.failures_before_ready = 0
+        self.ready_at = None
 
     def attempt(self) -> None:
         """A new connection attempt starts after a backoff wait."""
@@ -337,11 +341,17 @@ class Core:
         if self.on_odd is not None:
             self.on_odd(kind, message)
 
-    def hello(self) -> None:
-        """``hello`` arrived: the connection is ready; presence is re-subscribed."""
+    def hello(self, now: Optional[float] = None) -> None:
+        """``hello`` arrived: the connection is ready; presence is re-subscribed.
+
+        The failure count starts over, but the failures before this ready are kept
+        aside: a connection lost within ``backoff.healthy_after`` seconds of ``now``
+        brings them back, plus one (see :meth:`connection_lost`)."""
         self.transition(State.READY)
         self.reached_ready = True
+        self.failures_before_ready = self.failures
         self.failures = 0
+        self.ready_at = now
         self.hello_deadline = None
         self.paced_signalled = None  # the writer is woken at ready: held sends go then
         if self.presence_ids is not None and not any(
@@ -433,15 +443,22 @@ class Core:
             f"{self.timeouts.reply:g} s; it may or may not have been delivered"))
 
     # ----------------------------------------------------------------- loss and stop
-    def connection_lost(self, error: BaseException) -> List[Resolve]:
+    def connection_lost(self, error: BaseException,
+                        now: Optional[float] = None) -> List[Resolve]:
         """The connection is gone: fail every written send still waiting for its reply.
 
-        Queued sends stay queued for the next connection.
+        Queued sends stay queued for the next connection. A connection that was ready
+        for less than ``backoff.healthy_after`` seconds (``now`` given) counts as a
+        failure on top of those before it: a flapping server gets a growing backoff.
         """
         was_ready = self.reached_ready
         self.reached_ready = False
         if not was_ready and self.state in (State.CONNECTING, State.CONNECTED):
             self.failures += 1
+        elif was_ready and now is not None and self.ready_at is not None \
+                and now - self.ready_at < self.backoff.healthy_after:
+            self.failures = self.failures_before_ready + 1
+        self.ready_at = None
         self.ping_id = None
         self.ping_deadline = None
         self.hello_deadline = None

@@ -269,7 +269,7 @@ class Run(Attempts, Poster, Writer):
             if self.stop.is_set() or c._core.state is not State.CONNECTED:
                 self.log.debug("ignored a hello outside the connected state")
                 return False
-            c._core.hello()
+            c._core.hello(monotonic())
             data = c._connect_data
         self.log.debug("ready")
         self.failures_logged.clear()  # a new streak of failures is reported again
