@@ -19,7 +19,8 @@ from typing import Any, Callable, Dict, Optional, Type, TypeVar, Union, overload
 from slackrtm._engine.backoff import Backoff
 from slackrtm._engine.core import Core, State, Timeouts
 from slackrtm._engine.dispatch import Registry
-from slackrtm._engine.run import Run
+from slackrtm._engine.lifetime import EXIT_GRACE, track
+from slackrtm._engine.run import Run, monotonic
 from slackrtm._health import Replicated
 from slackrtm._log import Log
 from slackrtm._tokens import clean_token
@@ -254,6 +255,7 @@ class BaseClient(Replicated):
                 run.previous_dispatcher = previous.threads["dispatcher"]
             self._core.start()
             self._run = run
+        track(self)
         run.dispatcher.event("connecting")
         try:
             run.start_threads()
@@ -261,6 +263,23 @@ class BaseClient(Replicated):
             err = WebsocketError(f"could not start the client's threads: {exc}")
             run.shutdown(err, timeout=5.0, explicit=False)
         return run.future
+
+    # what the exit hook (_engine.lifetime) asks
+    def _running(self) -> bool:
+        run = self._run
+        return run is not None and not run.finished.is_set()
+
+    def _stopping(self) -> bool:
+        run = self._run
+        return run is not None and run.stopping
+
+    def _grace_left(self) -> float:
+        run = self._run
+        return 0.0 if run is None else max(0.0, run.stopped_at + EXIT_GRACE - monotonic())
+
+    def _wait_run(self, timeout: float) -> bool:
+        run = self._run
+        return run is None or run.finished.wait(timeout)
 
     def disconnect(self, timeout: Optional[float] = 10.0) -> None:
         """Close the connection, fail pending sends, stop and join the client's threads.
@@ -313,7 +332,8 @@ class BaseClient(Replicated):
                 pass
         except (KeyboardInterrupt, _Terminate):
             self._log.debug("interrupted: disconnecting")
-            self.disconnect()
+            # a handler still busy gets EXIT_GRACE seconds, then run_forever() returns
+            self.disconnect(timeout=EXIT_GRACE)
             return
         finally:
             if main:

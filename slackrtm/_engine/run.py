@@ -6,7 +6,8 @@ means) is supplied by a subclass: ``_rtm_run.RTMRun`` or ``_sm_run.SocketModeRun
 run knows its client only through :class:`Host`, the few settings and shared objects it
 needs, never the facade.
 
-Threads (all created in ``start()``, non-daemon, named ``slackrtm-<role>``):
+Threads (all created in ``start()``, daemons, named ``slackrtm-<role>``; what keeps the
+process alive while a client runs is the exit hook of ``_engine.lifetime``):
 
 - reader: the supervisor. Asks for a WebSocket URL, opens the socket, reads frames
   (matching replies to futures on the way), hands them to the dispatcher, and reconnects
@@ -61,6 +62,7 @@ class Run(Attempts, Poster, Writer):
         self.torn_down = threading.Event()  # state is disconnected again
         self.future: Future[Dict[str, Any]] = Future()
         self.stopping = False
+        self.stopped_at = 0.0  # when shutdown began (monotonic)
         self.explicit = False
         self.error: Optional[BaseException] = None
         self.error_raised = False  # start()'s future or run_forever() reported it already
@@ -89,8 +91,9 @@ class Run(Attempts, Poster, Writer):
             ("poster", self._poster_main)]
         roles.extend(self._extra_threads())
         self.threads = {
+            # daemons: the exit hook (_engine.lifetime) decides when the process may end
             role: threading.Thread(target=ours(target), name=f"slackrtm-{role}",
-                                   daemon=False)
+                                   daemon=True)
             for role, target in roles
         }
 
@@ -119,6 +122,7 @@ class Run(Attempts, Poster, Writer):
             first = not self.stopping
             if first:
                 self.stopping = True
+                self.stopped_at = monotonic()
                 self.explicit = explicit
                 self.error = error
                 if error is not None:
