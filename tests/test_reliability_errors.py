@@ -42,7 +42,10 @@ def test_goodbye_storm_each_goodbye_reconnects_exactly_once(slack: FakeSlack,
     """Goodbye right after every reconnect, several goodbyes in one burst, goodbye then a
     drop, team_migration_started, goodbye before hello: one reconnect each, at once
     (delay(0) after a ready connection), nothing sent is lost, events stay in order."""
-    rtm = make(backoff=Backoff(initial=0.0, base=0.3, jitter=False),
+    # healthy_after=0: every ready connection counts as healthy, so each goodbye gets a
+    # reconnect at once; a storm right after hello otherwise counts as flapping and backs
+    # off (tests/test_reliability_flapping.py)
+    rtm = make(backoff=Backoff(initial=0.0, base=0.3, jitter=False, healthy_after=0.0),
                client_ping_timeout=5.0, server_pong_timeout=2.0)
     rec = Recorder().attach(rtm, "ready", "reconnecting", "goodbye",
                             "team_migration_started", "error")

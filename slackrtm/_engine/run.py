@@ -83,6 +83,7 @@ class Run(Attempts, Poster, Writer):
         self.handshakes: Set[Any] = set()  # websocket-client objects mid-handshake
         self.failures_logged: Set[Tuple[Any, ...]] = set()
         self.bound: Deque[Bound] = deque()
+        self.bound_room = threading.Event()  # the writer wrote bound frames
         self._init_poster()
         self.previous_dispatcher: Optional[threading.Thread] = None
         roles: List[Tuple[str, Callable[[], None]]] = [
@@ -327,12 +328,30 @@ class Run(Attempts, Poster, Writer):
                     elif isinstance(e, PingDue):
                         self.wake_writer.set()
                 apply(resolves)
+                if transport is not None and transport.writing:
+                    limit = c._core.timeouts.client_ping
+                    if not self.pauses and transport.stalled(now, limit):
+                        self._stalled(transport, limit)
+                    wait = min(wait, limit / 4)  # a write under way is watched closely
                 if not effects:
                     self.kick.wait(wait)
                 self.kick.clear()
             except BaseException as exc:
                 self.log.error("the keep-alive thread failed unexpectedly", exc)
                 self.stop.wait(1.0)
+
+    def _stalled(self, transport: Transport, limit: float) -> None:
+        """A write made no progress for ``limit`` seconds: the peer stopped reading. The
+        connection is torn down and replaced; the write fails (it may or may not have
+        reached the peer), sends still queued go out on the next connection."""
+        err = WebsocketError(f"the connection to {transport.host} stopped taking writes: "
+                             f"no progress for {limit:g} s (the peer stopped reading)")
+        self.log.warn(f"tearing the connection down: {err}")
+        with self.c._lock:
+            if self.transport is transport:
+                self.teardown_reason = err
+        transport.abort()
+
 
 def _remaining(deadline: Optional[float]) -> Optional[float]:
     return None if deadline is None else max(0.0, deadline - monotonic())

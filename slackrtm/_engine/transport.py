@@ -15,6 +15,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from typing import Any, Callable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x
 _CHUNK = 65536
 #: Largest message accepted; a bigger one fails the connection instead of eating memory.
 MAX_MESSAGE = 64 * 1024 * 1024
+_monotonic = time.monotonic
 _U16 = struct.Struct("!H")
 _U64 = struct.Struct("!Q")
 # websocket-client reads NO_PROXY itself when this list is empty, and up to 1.8 always
@@ -123,6 +125,9 @@ class Transport:
         self.pongs: List[bytes] = []
         #: A close frame was written (see begin_close): no data frame may follow it.
         self.close_sent = False
+        #: A write is under way, and when it last made progress (see :meth:`stalled`).
+        self.writing = False
+        self.write_progress = 0.0
         self._poller: Any = None  # watches the socket and the waker (set_waker)
         self._waker: Optional[socket.socket] = None
         self._poll_time: Optional[float] = None
@@ -204,9 +209,35 @@ class Transport:
             with self._send_lock:
                 if self._closed.is_set() or self.close_sent:
                     raise NotWritten(f"the connection to {self.host} is closed")
-                self._sock.sendall(data)
+                self._send_all(data)
         except (OSError, websocket.WebSocketException) as exc:
             raise WebsocketError(f"writing to {self.host} failed: {_describe(exc)}") from None
+
+    def _send_all(self, data: bytes) -> None:
+        """``sendall``, noting when each part went out: a write that makes no progress
+        for long means the peer stopped reading (see :meth:`stalled`)."""
+        send = self._sock.send
+        self.write_progress = _monotonic()
+        self.writing = True
+        try:
+            if len(data) <= 65536:  # the common case: one send takes it all
+                sent = send(data)
+                if sent == len(data):
+                    return
+                data = data[sent:]
+                self.write_progress = _monotonic()
+            view = memoryview(data)
+            while view:
+                sent = send(view)
+                view = view[sent:]
+                self.write_progress = _monotonic()
+        finally:
+            self.writing = False
+
+    def stalled(self, now: float, limit: float) -> bool:
+        """Whether a write has been in progress for ``limit`` seconds without a byte
+        going out (any thread; the writer may be blocked in it)."""
+        return self.writing and now - self.write_progress >= limit
 
     def take_pongs(self) -> List[bytes]:
         """The payloads of pong frames received since the last call (reader thread only)."""

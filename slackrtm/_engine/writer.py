@@ -1,9 +1,10 @@
 """The writer: the only place a run writes to its socket from (Run's mixin).
 
 It flushes connection-bound frames (Socket Mode acks) first, then the core's queued sends
-(messages, pings) in order, from the writer thread, or from a user thread calling a send
-when nothing is queued before it. Writes never happen on the reader, the keep-alive or
-the dispatcher thread: none of them may block on a full socket.
+(messages, pings) in order, from the writer thread only: no user thread, nor the reader,
+the keep-alive or the dispatcher thread, ever blocks on a full socket. A write that makes
+no progress for ``client_ping_timeout`` seconds (the peer stopped reading) is noticed by
+the keep-alive thread, which tears the connection down.
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ from slackrtm.errors import (
     WebsocketError,
 )
 
-__all__ = ["Bound", "Writer", "ours"]
+__all__ = ["BOUND_HIGH", "Bound", "Writer", "ours"]
+
+#: Connection-bound frames (Socket Mode acks) queued at most before the reader stops
+#: reading until the writer catches up (about 1 MB of acks).
+BOUND_HIGH = 10_000
 
 
 @dataclass
@@ -52,6 +57,7 @@ class Writer:
     wake_writer: threading.Event
     write_lock: threading.Lock
     bound: Deque[Bound]
+    bound_room: threading.Event
     json_ping: bool
 
     def queue_post(self, send: Send) -> None:  # the poster's (Run mixes both in)
@@ -69,13 +75,10 @@ class Writer:
                 self.stop.wait(1.0)
 
     def pump_or_wake(self) -> None:
-        """Write queued sends now on this (user) thread. On the client's own threads, wake
-        the writer instead: they must never block on a full socket, and no future is
-        completed on the dispatcher."""
-        if getattr(_local, "ours", False):
-            self.wake_writer.set()
-        else:
-            self.pump()
+        """Have the writer thread write what is queued. A caller never writes itself: a
+        peer that stops reading would block it (the writer's stalled write is detected
+        by the keep-alive thread instead, which replaces the connection)."""
+        self.wake_writer.set()
 
     def pump(self) -> None:
         """Write every connection-bound frame, then every writable queued send, in order.
@@ -124,8 +127,8 @@ class Writer:
                     except WebsocketError as err:
                         with c._lock:
                             effect = core.write_failed(send, err)
-                            if self.transport is transport:
-                                self.teardown_reason = err
+                            if self.transport is transport and self.teardown_reason is None:
+                                self.teardown_reason = err  # unless it was torn down first
                         transport.abort()
                     else:
                         with c._lock:
@@ -195,8 +198,8 @@ class Writer:
                 continue
             except WebsocketError as err:
                 with c._lock:
-                    if self.transport is target:
-                        self.teardown_reason = err
+                    if self.transport is target and self.teardown_reason is None:
+                        self.teardown_reason = err  # unless it was torn down first
                 target.abort()
                 done.extend(Resolve(item.future, error=NoReplyReceivedError(
                     f"the connection failed while writing an acknowledgement; it may "
@@ -205,6 +208,20 @@ class Writer:
                 continue
             done.extend(Resolve(item.future, result=None)
                         for item in items if item.future is not None)
+            self.bound_room.set()
+
+    def wait_bound_room(self, transport: Transport) -> None:
+        """Reader side: while :data:`BOUND_HIGH` frames wait to be written (the peer
+        reads slower than it sends, or not at all), stop reading until the writer brings
+        them under half of that; a connection torn down meanwhile ends the wait. Memory
+        stays bounded; a peer that stopped reading is detected by the stalled write."""
+        while len(self.bound) >= BOUND_HIGH // 2:
+            if self.stop.is_set() or transport.closed:
+                return
+            self.bound_room.clear()
+            if len(self.bound) < BOUND_HIGH // 2:
+                return
+            self.bound_room.wait(0.5)
 
     def write_bound(self, item: Bound) -> None:
         """Queue a connection-bound frame and have the writer write it (any thread)."""

@@ -23,6 +23,7 @@ from slackrtm._engine.core import State
 from slackrtm._engine.dispatch import Entry
 from slackrtm._engine.run import Bound, Host, Run, monotonic
 from slackrtm._engine.transport import Message, Transport
+from slackrtm._engine.writer import BOUND_HIGH
 from slackrtm._protocols.envelope import Seen, SocketModeRequest
 from slackrtm._protocols.malformed import (
     envelope_problems,
@@ -276,6 +277,8 @@ class SocketModeRun(Run):
         if acks:
             self.write_bound_many([request.acked_on_read() for request in acks])
             c._counters.add("acked", len(acks))
+            if len(self.bound) >= BOUND_HIGH:
+                self.wait_bound_room(transport)
         replies = self.pongs_as_replies(transport) if transport.pongs else []
         if replies:
             with c._lock:

@@ -1,0 +1,93 @@
+"""A peer that stops reading (while it keeps sending, so the keep-alive stays happy): no
+caller blocks, memory stays bounded, and the stalled connection is replaced."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from typing import Any, List
+
+from slackrtm import Backoff, NoReplyReceivedError, RTMClient, SocketModeClient
+from slackrtm._engine.writer import BOUND_HIGH
+from tests.conftest import wait_until
+from tests.peers import RawSlack, keep_sending
+from tests.test_reliability_support import SEND_ERRORS, json_frame
+
+QUICK = dict(client_ping_timeout=1.0, server_pong_timeout=0.5, hello_timeout=5.0,
+             backoff=Backoff(initial=0.0, base=0.05, maximum=0.2))
+
+
+def test_rtm_sends_never_block_on_a_peer_that_stopped_reading() -> None:
+    with RawSlack(lambda conn: None, rcvbuf=4096) as raw:
+        raw.behave = keep_sending(raw, lambda i: {"type": "noise", "n": i}, 0.05)
+        rtm = RTMClient("xoxb-1-2-abc", slack_api_url=raw.api_url, reply_timeout=600.0,
+                        send_rate=None, **QUICK)
+        futures: List[Future[Any]] = []
+        try:
+            rtm.start().result(timeout=30)
+            text = "x" * 3_900
+            slowest = 0.0
+            deadline = time.monotonic() + 60
+            # ~4 MB queued: far more than the socket buffers take
+            while raw.ws_count < 2 and time.monotonic() < deadline:
+                for _ in range(200):
+                    t0 = time.monotonic()
+                    futures.append(rtm.send_message(text, "C1"))
+                    slowest = max(slowest, time.monotonic() - t0)
+                time.sleep(0.05)
+            assert raw.ws_count >= 2, "the stalled connection was never replaced"
+            assert slowest < 0.5, f"a send_message call blocked for {slowest:.2f} s"
+            # the write in progress when the peer stopped reading failed as documented
+            wait_until(lambda: any(f.done() and isinstance(f.exception(0),
+                                                           NoReplyReceivedError)
+                                   for f in futures), 30, "the stalled write's failure")
+            assert isinstance(rtm.last_error, Exception)
+            assert "stopped taking writes" in str(rtm.last_error)
+        finally:
+            rtm.disconnect()
+        for fut in futures:  # nothing left pending after disconnect()
+            assert fut.done()
+            err = fut.exception(0)
+            assert err is None or isinstance(err, SEND_ERRORS), repr(err)
+
+
+def _envelope(i: int) -> Any:
+    return {"envelope_id": f"env-{i}", "type": "events_api", "accepts_response_payload":
+            False, "payload": {"event_id": f"Ev{i}", "event": {"type": "noise", "n": i}}}
+
+
+def test_socket_mode_acks_stay_bounded_against_a_peer_that_stopped_reading() -> None:
+    with RawSlack(lambda conn: None, rcvbuf=4096) as raw:
+        def flood(conn: Any) -> None:
+            conn.send_json({"type": "hello", "num_connections": 1})
+            i = conn.n * 1_000_000
+            while not raw.stopping() and not conn.closed.is_set():
+                batch = b"".join(json_frame(_envelope(j)) for j in range(i, i + 200))
+                i += 200
+                try:
+                    conn.sock.sendall(batch)
+                except OSError:
+                    return
+
+        raw.behave = flood
+        client = SocketModeClient("xapp-1-A1-2-abc", slack_api_url=raw.api_url, **QUICK)
+        handled: List[int] = []
+        client.on("noise", lambda e: handled.append(e["n"]))
+        most = 0
+        try:
+            client.start().result(timeout=30)
+            run = client._run
+            assert run is not None
+            deadline = time.monotonic() + 60
+            while raw.ws_count < 2 and time.monotonic() < deadline:
+                most = max(most, len(run.bound))
+                time.sleep(0.01)
+            assert raw.ws_count >= 2, "the stalled connection was never replaced"
+            # the stalled write, or (reading stopped while the acks could not go out) the
+            # unanswered ping: either way the connection was found dead and replaced
+            reason = str(client.last_error)
+            assert "stopped taking writes" in reason or "no pong" in reason, reason
+        finally:
+            client.disconnect()
+        assert most <= BOUND_HIGH + 2_000, f"{most} acks queued: unbounded"
+        assert len(handled) > 1_000  # it did read and dispatch meanwhile
