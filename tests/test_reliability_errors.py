@@ -110,7 +110,10 @@ def test_mixed_rtm_connect_failures_honour_backoff_and_retry_after(slack: FakeSl
     every gap between attempts (as FakeSlack saw them) is at least the documented delay
     (``max(delay(failures), Retry-After)``) and not much more; after ready the count
     starts over (a drop reconnects at once)."""
-    backoff = Backoff(initial=0.0, base=0.05, factor=2.0, maximum=0.4, jitter=False)
+    # healthy_after=0: the ready connection counts as healthy at once, so its loss
+    # starts the count over (a loss sooner than healthy_after would count as a flap)
+    backoff = Backoff(initial=0.0, base=0.05, factor=2.0, maximum=0.4, jitter=False,
+                      healthy_after=0.0)
     web = WebClient(slack.token, base_url=slack.api_url, timeout=0.25)
     rtm = make(backoff=backoff, web_client=web, client_ping_timeout=5.0,
                server_pong_timeout=2.0)

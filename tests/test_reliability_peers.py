@@ -3,11 +3,15 @@ caller blocks, memory stays bounded, and the stalled connection is replaced."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from concurrent.futures import Future
 from typing import Any, List
 
-from slackrtm import Backoff, NoReplyReceivedError, RTMClient, SocketModeClient
+import pytest
+
+from slackrtm import Backoff, NoReplyReceivedError, RTMClient, SocketModeClient, WebClient
 from slackrtm._engine.writer import BOUND_HIGH
 from tests.conftest import wait_until
 from tests.peers import RawSlack, keep_sending
@@ -91,3 +95,65 @@ def test_socket_mode_acks_stay_bounded_against_a_peer_that_stopped_reading() -> 
             client.disconnect()
         assert most <= BOUND_HIGH + 2_000, f"{most} acks queued: unbounded"
         assert len(handled) > 1_000  # it did read and dispatch meanwhile
+
+
+class DripServer:
+    """An HTTP server that answers the URL call one byte at a time, each byte well
+    within the client's read timeout: no single read ever times out."""
+
+    def __init__(self) -> None:
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/api/"
+        self.calls = 0
+        self.stop = threading.Event()
+        self.threads: List[threading.Thread] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.calls += 1
+            t = threading.Thread(target=self._drip, args=(sock,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _drip(self, sock: socket.socket) -> None:
+        with sock:
+            try:
+                sock.recv(65536)
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 1000000\r\n\r\n{")
+                while not self.stop.wait(0.2):
+                    sock.sendall(b" ")
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+        for t in self.threads:
+            t.join(10)
+        self.thread.join(10)
+
+
+@pytest.mark.parametrize("cls", [RTMClient, SocketModeClient])
+def test_a_url_call_answered_a_byte_at_a_time_is_abandoned(cls: Any) -> None:
+    drip = DripServer()
+    token = "xoxb-1-2-abc" if cls is RTMClient else "xapp-1-A1-2-abc"
+    web = WebClient(token, base_url=drip.url, timeout=1.0)  # the budget: 10 s a call
+    client = cls(token, web_client=web, **QUICK)
+    try:
+        client.start()
+        wait_until(lambda: client.last_error is not None, 60, "the slow call abandoned")
+        assert "did not complete within 10 s" in str(client.last_error)
+        wait_until(lambda: drip.calls >= 2, 60, "the next attempt")
+    finally:
+        client.disconnect()
+        web.close()
+        drip.close()

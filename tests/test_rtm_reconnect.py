@@ -49,9 +49,12 @@ def test_fifty_forced_drops_lose_nothing_from_the_queue(slack: FakeSlack, make: 
 
 
 def test_reconnect_backoff_after_ready_is_initial(slack: FakeSlack, make: Make) -> None:
-    rtm = make(backoff=Backoff(initial=0.0, base=5.0, jitter=False))
+    # a connection ready for healthy_after seconds counts as healthy: its loss starts
+    # the count over (one lost sooner is a flap: tests/test_reliability_flapping.py)
+    rtm = make(backoff=Backoff(initial=0.0, base=5.0, jitter=False, healthy_after=0.2))
     rec = Recorder().attach(rtm, "ready")
     rtm.start().result(timeout=5)
+    time.sleep(0.3)  # longer than healthy_after
     t0 = time.monotonic()
     slack.drop()
     rec.wait_for("ready", 2, timeout=3)  # delay(0) == initial == 0: no 5 s wait

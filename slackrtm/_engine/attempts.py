@@ -50,6 +50,8 @@ class Attempts:
     transport: Optional[Transport]
     teardown_reason: Optional[SlackRTMError]
     http_scopes: Set[Any]
+    #: In-flight URL calls' deadlines (-1.0 once the keep-alive thread aborted one).
+    url_calls: Dict[Any, float]
     handshakes: Set[Any]
     #: Kinds of failed attempts logged at WARNING since the last ready (see _attempt_failed).
     failures_logged: Set[Tuple[Any, ...]]
@@ -173,10 +175,16 @@ class Attempts:
         c = self.c
         scope_factory = getattr(c._web, "_abort_scope", None) or contextlib.nullcontext
         failure: Optional[SlackRTMError] = None
+        overdue = False
+        budget = 0.0
         try:
             with scope_factory() as scope:
+                budget = max(10.0, 2.0 * float(getattr(c._web, "timeout", 30.0)))
                 with c._lock:
                     self.http_scopes.add(scope)
+                    if scope is not None:  # a server answering a byte at a time is cut off
+                        self.url_calls[scope] = monotonic() + budget
+                self.kick.set()
                 if self.stop.is_set() and scope is not None:
                     scope.abort()
                 try:
@@ -184,12 +192,17 @@ class Attempts:
                 finally:
                     with c._lock:
                         self.http_scopes.discard(scope)
+                        overdue = self.url_calls.pop(scope, None) == -1.0
         except SlackApiError as exc:
             message = self.log.redact(f"{method} failed: {exc.error}"
                                       f"{token_hint(exc.error, method)}")
             failure = PlatformError(message, error=exc.error, data=dict(exc.response.data))
         except SlackHTTPError as exc:
-            if exc.error and exc.status_code != 429:
+            if overdue:
+                failure = SlackHTTPError(
+                    f"{method} did not complete within {budget:g} s (the server answers too "
+                    "slowly): abandoned", status_code=None)
+            elif exc.error and exc.status_code != 429:
                 # the Slack error code decides, whatever the HTTP status (401 invalid_auth)
                 failure = PlatformError(self.log.redact(str(exc)), error=exc.error,
                                         data={"ok": False, "error": exc.error,

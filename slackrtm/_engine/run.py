@@ -70,6 +70,7 @@ class Run(Attempts, Poster, Writer):
         self.transport: Optional[Transport] = None
         self.teardown_reason: Optional[SlackRTMError] = None
         self.http_scopes: Set[Any] = set()  # in-flight Web API calls, aborted by shutdown
+        self.url_calls: Dict[Any, float] = {}
         self.kick = threading.Event()
         self.next_wake = 0.0  # when the keep-alive thread plans to wake next
         self.wake_writer = threading.Event()
@@ -311,9 +312,17 @@ class Run(Attempts, Poster, Writer):
                     effects = c._core.tick(now)
                     deadline = c._core.next_deadline()
                     wait = 30.0 if deadline is None else min(30.0, max(0.0, deadline - now))
+                    overdue = [s for s, due in self.url_calls.items() if 0 <= due <= now]
+                    for scope in overdue:
+                        self.url_calls[scope] = -1.0
+                    dues = [due for due in self.url_calls.values() if due >= 0]
+                    if dues:
+                        wait = min(wait, max(0.0, min(dues) - now))
                     # set under the lock: a send registered after this sees it and kicks
                     self.next_wake = now + wait
                     transport = self.transport
+                for scope in overdue:
+                    scope.abort()  # the URL call took too long: it fails, the next one starts
                 resolves: List[Resolve] = []
                 for e in effects:
                     if isinstance(e, Resolve):
