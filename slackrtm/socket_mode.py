@@ -75,6 +75,10 @@ class SocketModeClient(SendingClient):
     posted meanwhile are delivered (``backfilled: True``) or counted. Each message is
     delivered once, whether it comes by backfill, live, or again in one of Slack's
     retried envelopes.
+
+    ``debug_reconnects=True`` adds ``debug_reconnects=true`` to each WebSocket URL: Slack
+    then ends connections after about 360 seconds instead of hours, so the refresh
+    handling can be watched against real Slack within minutes. For testing only.
     """
 
     _token_kind = "app"
@@ -103,6 +107,7 @@ class SocketModeClient(SendingClient):
         backfill_limit: int = 100,
         backfill_since: Optional[Mapping[str, str]] = None,
         dedupe: Optional[Dedupe] = None,
+        debug_reconnects: bool = False,
     ) -> None:
         if ack not in ACK_MODES:
             raise ValueError(f"ack must be 'auto' or 'manual', got {ack!r}")
@@ -122,6 +127,7 @@ class SocketModeClient(SendingClient):
             web_client=web_client, max_backlog=max_backlog)
         self._manual_ack = ack == "manual"
         self._setup_dedupe(dedupe, local_default=True)
+        self._debug_reconnects = bool(debug_reconnects)
         self._core.pacer = pacer
         if bot_token is not None:
             self._log.add_secret(bot_token)
@@ -131,7 +137,8 @@ class SocketModeClient(SendingClient):
             backfill_limit=backfill_limit, backfill_since=backfill_since, identify=True)
 
     def _new_run(self, args: Dict[str, Any]) -> SocketModeRun:
-        return SocketModeRun(self, args, manual_ack=self._manual_ack)
+        return SocketModeRun(self, args, manual_ack=self._manual_ack,
+                             debug_reconnects=self._debug_reconnects)
 
     def __repr__(self) -> str:
         return f"<SocketModeClient state={self.state} app={self.app_id}>"

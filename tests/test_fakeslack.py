@@ -43,7 +43,8 @@ def rtm_url(slack: FakeSlack) -> str:
 
 def test_public_names() -> None:
     assert slackrtm.testing.__all__ == ["Ack", "ApiCall", "FakeConnection", "FakeProxy",
-                                        "FakeSlack", "FakeSocksProxy", "Playground"]
+                                        "FakeSlack", "FakeSocksProxy", "MissedAck",
+                                        "Playground", "ResponsePost"]
     for name in slackrtm.testing.__all__:
         assert getattr(slackrtm.testing, name).__doc__
     with pytest.raises(AttributeError):

@@ -92,12 +92,15 @@ def test_app_token_and_auth_matrix(fake: FakeSlack) -> None:
     assert re.fullmatch(r"xapp-1-A0FAKE-\d{13}-[0-9a-f]{64}", fake.app_token)
     assert fake.app_token != fake.token
     url = api(fake, "apps.connections.open", fake.app_token)["url"]
-    assert re.fullmatch(rf"ws://127\.0\.0\.1:{fake.port}/socket-mode/[\w-]+", url)
+    assert re.fullmatch(rf"ws://127\.0\.0\.1:{fake.port}/link/\?ticket=[\w-]+&app_id=[0-9a-f]{{64}}",
+                        url)
     opened = "apps.connections.open"
     assert api(fake, opened, fake.token) == {"ok": False, "error": "not_allowed_token_type"}
     assert api(fake, opened, "xapp-1-nope") == {"ok": False, "error": "invalid_auth"}
     assert api(fake, opened, None) == {"ok": False, "error": "not_authed"}
-    assert api(fake, opened, None, token=fake.app_token)["ok"] is True  # form token works
+    # as Slack documents: the app token only in the Authorization header
+    assert api(fake, opened, None, token=fake.app_token) == {"ok": False,
+                                                            "error": "invalid_auth"}
     for method in ("auth.test", "chat.postMessage", "rtm.connect", "users.list"):
         assert api(fake, method, fake.app_token, channel="general", text="x") == {
             "ok": False, "error": "not_allowed_token_type"}, method
@@ -117,15 +120,18 @@ def test_given_app_token_and_webclient(fake: FakeSlack) -> None:
         assert api(other, "apps.connections.open", "xapp-1-A0FAKE-1-given")["ok"] is True
     with WebClient(fake.app_token, base_url=fake.api_url) as client:
         data = client.api_call("apps.connections.open")
-    assert data["ok"] is True and "/socket-mode/" in data["url"]
+    assert data["ok"] is True and "/link/?ticket=" in data["url"]
 
 
 def test_urls_are_one_time_and_of_their_kind(fake: FakeSlack) -> None:
     url = sm_url(fake)
-    ws = open_ws(url + "&debug_reconnects=true")  # what a client appends is ignored
+    ws = open_ws(url)
     assert recv(ws)["type"] == "hello"
-    for bad in (url, url.replace("/socket-mode/", "/rtm/"),
-                api(fake, "rtm.connect", fake.token)["url"].replace("/rtm/", "/socket-mode/")):
+    rtm_ticket = api(fake, "rtm.connect", fake.token)["url"].rsplit("/", 1)[1]
+    sm_ticket = sm_url(fake).split("ticket=")[1].split("&")[0]
+    for bad in (url, url.replace("/link/?ticket=", "/rtm/").split("&")[0],
+                url.replace(url.split("ticket=")[1].split("&")[0], rtm_ticket),
+                f"ws://127.0.0.1:{fake.port}/link/?app_id=x&tikcet={sm_ticket}"):
         with pytest.raises(websocket.WebSocketBadStatusException) as err:
             open_ws(bad)
         assert err.value.status_code == 404
@@ -475,7 +481,7 @@ def test_too_many_websockets(fake: FakeSlack) -> None:
     fake.redelivery = False
     first, second = sm_connect(fake), sm_connect(fake)
     third = open_ws(sm_url(fake))
-    assert recv(third)["num_connections"] == 3
+    # as Slack: no hello first, the refusal is the first frame
     assert recv(third) == {"type": "disconnect", "reason": "too_many_websockets",
                            "debug_info": HOST}
     assert recv_close(third) == 1001
@@ -526,7 +532,7 @@ def test_socket_mode_over_tls() -> None:
         http.trust_env = False
         url = http.post(slack.api_url + "apps.connections.open", verify=ca_file, timeout=5,
                         headers={"Authorization": f"Bearer {slack.app_token}"}).json()["url"]
-        assert url.startswith(f"wss://127.0.0.1:{slack.port}/socket-mode/")
+        assert url.startswith(f"wss://127.0.0.1:{slack.port}/link/?ticket=")
         ws = websocket.create_connection(url, timeout=5, sslopt={"context": client},
                                          http_no_proxy=["*"])
         try:

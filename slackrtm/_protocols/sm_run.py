@@ -45,6 +45,12 @@ DRAIN_TIMEOUT = 2.0
 Handover = Tuple[Transport, List[Message], Dict[str, Any]]
 
 
+#: What link_disabled means and what to do about it (the run ends: no retry can mend it).
+LINK_DISABLED = ("Slack turned Socket Mode off for this app (link_disabled): turn it back on "
+                 "in the app's settings (https://api.slack.com/apps > your app > Socket "
+                 "Mode), then start the client again")
+
+
 class TooManyWebsockets(WebsocketError):
     """Slack refused one more connection for the app (``too_many_websockets``)."""
 
@@ -55,8 +61,10 @@ class SocketModeRun(Run):
     source_method = "apps.connections.open"
     json_ping = False
 
-    def __init__(self, client: Host, args: Dict[str, Any], manual_ack: bool) -> None:
+    def __init__(self, client: Host, args: Dict[str, Any], manual_ack: bool,
+                 debug_reconnects: bool = False) -> None:
         self.manual_ack = manual_ack
+        self.debug_reconnects = debug_reconnects
         # the refresh's state (changed with the client's lock held); the two events only
         # wake the threads that wait on it: the refresher, and a reader whose connection
         # ended while a refresh is under way
@@ -71,6 +79,13 @@ class SocketModeRun(Run):
         self.wake_r.setblocking(False)
         self.wake_w.setblocking(False)
         super().__init__(client, args)
+
+    def open_transport(self, url: str) -> Transport:
+        """Open the WebSocket; with ``debug_reconnects`` Slack is asked for short-lived
+        connections (about 360 s) by a flag in the URL."""
+        if self.debug_reconnects:
+            url += ("&" if "?" in url else "?") + "debug_reconnects=true"
+        return super().open_transport(url)
 
     def _extra_threads(self) -> List[Tuple[str, Callable[[], None]]]:
         return [("refresher", self._refresher_main)]
@@ -356,8 +371,7 @@ class SocketModeRun(Run):
                 self.refresh_wanted.set()
             return None
         if reason == "link_disabled":
-            return PlatformError("Socket Mode was turned off for this app (link_disabled)",
-                                 error="link_disabled", data=frame)
+            return PlatformError(LINK_DISABLED, error="link_disabled", data=frame)
         transport.close()
         if reason == "too_many_websockets":
             return TooManyWebsockets(

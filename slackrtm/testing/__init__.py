@@ -25,18 +25,21 @@ if TYPE_CHECKING:
     from slackrtm.testing._calls import ApiCall
     from slackrtm.testing._conn import FakeConnection
     from slackrtm.testing._envelopes import Ack as Ack
+    from slackrtm.testing._envelopes import MissedAck as MissedAck
     from slackrtm.testing._playground import Playground
     from slackrtm.testing._proxy import FakeProxy
+    from slackrtm.testing._responses import ResponsePost as ResponsePost
     from slackrtm.testing._slack import FakeSlack
     from slackrtm.testing._socks import FakeSocksProxy
 
 __all__ = ["Ack", "ApiCall", "FakeConnection", "FakeProxy", "FakeSlack", "FakeSocksProxy",
-           "Playground"]
+           "MissedAck", "Playground", "ResponsePost"]
 
 # Imported on first use, so loading the pytest plugin (which imports this package) is cheap.
 _WHERE = {"Ack": "_envelopes", "ApiCall": "_calls", "FakeConnection": "_conn",
           "FakeProxy": "_proxy", "FakeSlack": "_slack", "FakeSocksProxy": "_socks",
-          "Playground": "_playground"}
+          "MissedAck": "_envelopes", "Playground": "_playground",
+          "ResponsePost": "_responses"}
 
 
 def __getattr__(name: str) -> Any:

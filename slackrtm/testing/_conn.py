@@ -64,8 +64,9 @@ class FakeConnection:
     ``"apps.connections.open"``), ``presence_subscriptions`` (ids of the last
     ``presence_sub``), ``close_code`` / ``close_reason`` (of the client's close frame, if
     any), ``ws_pongs`` (payloads of pong control frames received). Socket Mode only:
-    ``acks`` (the ack records of this connection, in order) and ``going_away`` (True once
-    FakeSlack sent it a ``disconnect``: no envelope is routed to it any more).
+    ``acks`` (the ack records of this connection, in order), ``going_away`` (True once
+    FakeSlack sent it a ``disconnect``: no envelope is routed to it any more) and
+    ``debug_reconnects`` (its URL carried ``debug_reconnects=true``).
     """
 
     def __init__(self, hub: Hub, server: ThreadedServer, sock: socket.socket, conn_id: int,
@@ -81,6 +82,8 @@ class FakeConnection:
         self.close_reason = ""
         self.ws_pongs: List[bytes] = []
         self.hello_sent = False
+        #: Socket Mode: the client asked for short connections (``debug_reconnects=true``).
+        self.debug_reconnects = False
         self._received: List[Dict[str, Any]] = []
         self._hub = hub
         self._server = server

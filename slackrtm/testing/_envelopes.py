@@ -7,6 +7,7 @@ of thousands costs little more than the RTM frames themselves.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -35,19 +36,38 @@ class Ack(NamedTuple):
     late: bool
 
 
+class MissedAck(NamedTuple):
+    """A ``slash_commands`` or ``interactive`` envelope nobody acknowledged within
+    ``ack_timeout``. Slack does not send those again: the user who ran the command or
+    clicked sees an error instead (``operation_timeout``).
+
+    ``envelope`` is the envelope as sent, ``connection_id`` the connection it was written
+    to (None: it never left the queue), ``time`` the ``time.monotonic()`` of the timeout.
+    """
+
+    envelope_id: str
+    type: str
+    envelope: Dict[str, Any]
+    connection_id: Optional[int]
+    time: float
+
+
 class Sent:
     """What FakeSlack remembers of one envelope it sent (or holds): for acks and retries.
 
     ``origin`` ties retries together: the ``event_id`` of an Events API envelope, else the
-    first envelope's id. ``auto``: redelivered automatically until acked.
+    first envelope's id. ``auto``: redelivered automatically until acked (``events_api``
+    only). ``watch``: a missed ack is recorded instead (``slash_commands``,
+    ``interactive``).
     """
 
-    __slots__ = ("attempt", "auto", "conn_id", "envelope_id", "origin", "sent_at", "text")
+    __slots__ = ("attempt", "auto", "conn_id", "envelope_id", "origin", "sent_at", "text",
+                 "watch")
 
     def __init__(self, envelope_id: str, origin: str, text: str, attempt: int = 0,
-                 auto: bool = True) -> None:
+                 auto: bool = True, watch: bool = False) -> None:
         self.envelope_id, self.origin, self.text = envelope_id, origin, text
-        self.attempt, self.auto = attempt, auto
+        self.attempt, self.auto, self.watch = attempt, auto, watch
         self.sent_at: Optional[float] = None
         self.conn_id: Optional[int] = None
 
@@ -111,6 +131,11 @@ def retry_text(text: str, envelope_id: str, attempt: int, reason: str) -> str:
     data = json.loads(text)
     data.update(envelope_id=envelope_id, retry_attempt=attempt, retry_reason=reason)
     return json.dumps(data)
+
+
+def app_id_hash() -> str:
+    """The ``app_id`` of a Socket Mode URL: an opaque hex string, as Slack's."""
+    return hashlib.sha256(APP_ID.encode("ascii")).hexdigest()
 
 
 def hello(num_connections: int, connection_time: int) -> Dict[str, Any]:

@@ -1,13 +1,14 @@
-"""The HTTP side of FakeSlack: ``/api/<method>`` and the WebSocket upgrades at
-``/rtm/<ticket>`` (RTM) and ``/socket-mode/<ticket>`` (Socket Mode)."""
+"""The HTTP side of FakeSlack: ``/api/<method>``, the WebSocket upgrades at
+``/rtm/<ticket>`` (RTM) and ``/link/?ticket=<ticket>&app_id=...`` (Socket Mode, as
+Slack's URLs), and slash commands' ``response_url`` (POST ``/commands/...``)."""
 
 from __future__ import annotations
 
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any, Dict, List, Tuple, cast
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, cast
+from urllib.parse import parse_qsl, urlsplit
 
 from slackrtm.testing import _webapi, _ws
 
@@ -51,9 +52,11 @@ class SlackHandler(BaseHTTPRequestHandler):
             self._reply(*_webapi.handle(self.slack, self.command, path[5:], query, body, headers))
         elif path.startswith("/rtm/") and self.command == "GET":
             self._websocket(path[5:], "rtm")
-        elif path.startswith("/socket-mode/") and self.command == "GET":
-            # a ticket never holds "&": anything a client appended after one is ignored
-            self._websocket(path[13:].partition("&")[0], "socket_mode")
+        elif path in ("/link/", "/link") and self.command == "GET":
+            args = dict(parse_qsl(query, keep_blank_values=True))
+            self._websocket(args.get("ticket", ""), "socket_mode", args)
+        elif path.startswith("/commands/") and self.command == "POST":
+            self._reply(*self.slack._response_post(path, self._read_body()))
         else:
             for prefix, app in list(self.slack._mounts.items()):  # the playground, if any
                 if path.startswith(prefix):
@@ -83,7 +86,8 @@ class SlackHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def _websocket(self, ticket: str, kind: str) -> None:
+    def _websocket(self, ticket: str, kind: str,
+                   query: Optional[Dict[str, str]] = None) -> None:
         slack = self.slack
         slack._note_handshake()
         fault = slack._take_fault("websocket")
@@ -113,7 +117,7 @@ class SlackHandler(BaseHTTPRequestHandler):
                     "Connection: Upgrade\r\nServer: FakeSlack\r\n"
                     f"Sec-WebSocket-Accept: {_ws.accept_key(key)}\r\n\r\n").encode("ascii")
         self.close_connection = True
-        conn = slack._open_connection(self.connection, info, response)
+        conn = slack._open_connection(self.connection, info, response, query)
         threading.current_thread().name = f"fakeslack-ws-{conn.id}"
         conn._run()
 

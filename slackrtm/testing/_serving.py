@@ -18,6 +18,7 @@ from slackrtm.testing import _ws
 from slackrtm.testing._calls import ApiCall, Fault
 from slackrtm.testing._conn import FakeConnection
 from slackrtm.testing._driving import Driving
+from slackrtm.testing._envelopes import app_id_hash
 from slackrtm.testing._limits import Limits
 from slackrtm.testing._net import ThreadedServer, url_host
 
@@ -106,8 +107,10 @@ class Serving(Driving, Limits):
                 del self._tickets[old]
             self._tickets[ticket] = Ticket(now + self.ticket_ttl, kept, method)
         scheme = "wss" if self._tls else "ws"
-        where = "socket-mode" if method == SOCKET_MODE_METHOD else "rtm"
-        return f"{scheme}://{url_host(self._server.host)}:{self._server.port}/{where}/{ticket}"
+        base = f"{scheme}://{url_host(self._server.host)}:{self._server.port}"
+        if method == SOCKET_MODE_METHOD:  # as Slack's: wss://.../link/?ticket=...&app_id=...
+            return f"{base}/link/?ticket={ticket}&app_id={app_id_hash()}"
+        return f"{base}/rtm/{ticket}"
 
     def _redeem_ticket(self, ticket: str, kind: str = "rtm") -> Optional[Ticket]:
         """The ticket's record, once: None if unknown, used, expired or of the other kind."""
@@ -126,8 +129,8 @@ class Serving(Driving, Limits):
             self._handshakes += 1
             self._cond.notify_all()
 
-    def _open_connection(self, sock: socket.socket, ticket: Ticket,
-                         response: bytes) -> FakeConnection:
+    def _open_connection(self, sock: socket.socket, ticket: Ticket, response: bytes,
+                         query: Optional[Dict[str, str]] = None) -> FakeConnection:
         with self._cond:
             self._connect_count += 1
             conn = FakeConnection(self, self._server, sock, next(self._conn_ids),

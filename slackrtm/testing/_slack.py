@@ -111,6 +111,7 @@ class FakeSlack(Changes, SocketMode):  # Changes: workspace changes (store tests
         #: URL path prefix -> app with ``serve(handler, path, query)`` and ``close()``.
         self._mounts: Dict[str, Any] = {}
         self._init_socket_mode(app_token)
+        self._init_responses()
         self._tls = ssl_context is not None
         self._server = ThreadedServer(host, port, self._handle, name="fakeslack",
                                       ssl_context=ssl_context)

@@ -16,13 +16,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from slackrtm.testing import _envelopes as env
 from slackrtm.testing._conn import FakeConnection
 from slackrtm.testing._driving import Target
-from slackrtm.testing._envelopes import Ack, Sent
+from slackrtm.testing._envelopes import Ack, MissedAck, Sent
 from slackrtm.testing._net import url_host
+from slackrtm.testing._responses import Responses
 from slackrtm.testing._socket_serving import SocketServing
 from slackrtm.testing._workspace import APP_ID
 
 
-class SocketMode(SocketServing):
+class SocketMode(SocketServing, Responses):
     """Socket Mode envelopes, disconnects and inspection (mixed into :class:`FakeSlack`)."""
 
     # -- sending envelopes ---------------------------------------------------------------
@@ -50,8 +51,12 @@ class SocketMode(SocketServing):
                       channel: Optional[str] = None, *, to: Target = None) -> Dict[str, Any]:
         """``user`` (default alice) runs ``command`` (``"/deploy"``) with ``text`` in
         ``channel`` (default #general): a ``slash_commands`` envelope that accepts a response
-        payload, its payload shaped like Slack's (string values; ``response_url`` points at
-        FakeSlack but is not served). Returns the envelope."""
+        payload, its payload shaped like Slack's (string values). Its ``response_url`` is
+        served: answers posted there (and an acknowledgement's payload) are listed in
+        :attr:`responses`, and ``response_type: "in_channel"`` ones are posted to the
+        channel. Not acknowledged within ``ack_timeout``, it is not sent again (as Slack:
+        the user sees an error): it is listed in :attr:`missed_acks`. Returns the
+        envelope."""
         if not isinstance(command, str) or not command.startswith("/") or len(command) < 2:
             raise ValueError(f"command must look like '/name', not {command!r}")
         with self._cond:
@@ -60,14 +65,14 @@ class SocketMode(SocketServing):
             eid, team = env.envelope_ids(1)[0], self._ws.team
             scheme = "https" if self._tls else "http"
             base = f"{scheme}://{url_host(self._server.host)}:{self._server.port}"
+            response_url = self._new_response_url(base, str(team["id"]), cid, uid, command)
             payload = {
                 "token": self.verification_token, "team_id": team["id"],
                 "team_domain": team["domain"], "channel_id": cid,
                 "channel_name": self._ws.channels[cid]["name"], "user_id": uid,
                 "user_name": self._ws.users[uid]["name"], "command": command, "text": text,
                 "api_app_id": APP_ID, "is_enterprise_install": "false",
-                "response_url": f"{base}/commands/{team['id']}/{secrets.randbelow(10**12)}/"
-                                f"{secrets.token_hex(12)}",
+                "response_url": response_url,
                 "trigger_id": f"{secrets.randbelow(10**12)}.{secrets.randbelow(10**12)}."
                               f"{secrets.token_hex(16)}"}
             envelope = env.envelope(eid, "slash_commands", payload,
@@ -77,7 +82,8 @@ class SocketMode(SocketServing):
     def interactive(self, payload: Dict[str, Any], *, accepts_response_payload: bool = False,
                     to: Target = None) -> Dict[str, Any]:
         """Send an ``interactive`` envelope carrying ``payload`` (a block action, a view
-        submission, ...) as given. Returns the envelope."""
+        submission, ...) as given. Not acknowledged within ``ack_timeout``, it is not sent
+        again but listed in :attr:`missed_acks`. Returns the envelope."""
         if not isinstance(payload, dict):
             raise TypeError(f"payload must be a dict, not {type(payload).__name__}")
         eid = env.envelope_ids(1)[0]
@@ -163,6 +169,19 @@ class SocketMode(SocketServing):
         return targets
 
     # -- inspection ----------------------------------------------------------------------
+    @property
+    def missed_acks(self) -> List[MissedAck]:
+        """``slash_commands`` and ``interactive`` envelopes nobody acknowledged within
+        ``ack_timeout`` (Slack shows the user an error and does not send them again)."""
+        with self._cond:
+            return list(self._missed_acks)
+
+    def wait_for_missed_acks(self, count: int = 1, timeout: float = 10.0) -> List[MissedAck]:
+        """Wait until at least ``count`` acks were missed; returns :attr:`missed_acks`."""
+        self.wait_until(lambda: len(self._missed_acks) >= count, timeout,
+                        lambda: f"{count} missed ack(s); got {len(self._missed_acks)}")
+        return self.missed_acks
+
     @property
     def acks(self) -> List[Ack]:
         """Every ack (a Socket Mode frame with an ``envelope_id``) received, in order."""

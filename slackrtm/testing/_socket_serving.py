@@ -33,13 +33,17 @@ from slackrtm.testing import _envelopes as env
 from slackrtm.testing import _ws
 from slackrtm.testing._conn import FakeConnection
 from slackrtm.testing._driving import Target
-from slackrtm.testing._envelopes import Ack, Sent
+from slackrtm.testing._envelopes import Ack, MissedAck, Sent
 from slackrtm.testing._routing import Router, by_previous
 from slackrtm.testing._serving import Serving, Ticket
 
 SOCKET = "socket_mode"
 #: The values of ``FakeSlack.offline_envelopes``.
 OFFLINE_POLICIES = ("hold", "retry", "drop")
+#: What hello announces to a ``debug_reconnects=true`` connection (seconds), and how long
+#: before that connection's end the ``warning`` comes.
+DEBUG_CONNECTION_TIME = 360
+DEBUG_WARNING_GRACE = 10.0
 
 
 class SocketServing(Serving):
@@ -48,6 +52,8 @@ class SocketServing(Serving):
     _closed: bool
 
     if TYPE_CHECKING:
+        def _answer_ack(self, envelope: Dict[str, Any], payload: Any) -> None: ...
+
         def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0,
                        what: Union[str, Callable[[], str]] = "a condition") -> None: ...
 
@@ -75,6 +81,13 @@ class SocketServing(Serving):
         #: The fraction of envelopes sent twice at once (a retry on another connection).
         self.duplicate_rate = 0.0
         self._router = Router()
+        #: Seconds between the WebSocket pings Slack sends each Socket Mode connection
+        #: (None: none). Read when a connection opens and at each ping.
+        self.ping_interval: Optional[float] = 10.0
+        #: ``debug_reconnects`` connections last 360 s times this (tests make it small).
+        self.debug_reconnect_scale = 1.0
+        self._missed_acks: List[MissedAck] = []
+        self._missed_ids: Set[str] = set()
         self._socket_conns: List[FakeConnection] = []
         self._all_socket_conns: List[FakeConnection] = []
         self._socket_connect_count = 0
@@ -89,39 +102,82 @@ class SocketServing(Serving):
                                             self._ws.bot_user_id)
 
     # -- connections (called by the request and connection threads) ----------------------
-    def _open_connection(self, sock: socket.socket, ticket: Ticket,
-                         response: bytes) -> FakeConnection:
+    def _open_connection(self, sock: socket.socket, ticket: Ticket, response: bytes,
+                         query: Optional[Dict[str, str]] = None) -> FakeConnection:
         if ticket.kind != SOCKET:
-            return super()._open_connection(sock, ticket, response)
+            return super()._open_connection(sock, ticket, response, query)
         with self._cond:
             self._socket_connect_count += 1
             conn = FakeConnection(self, self._server, sock, next(self._conn_ids),
                                   ticket.params, ticket.method, kind=SOCKET)
+            conn.debug_reconnects = (query or {}).get("debug_reconnects") == "true"
             self._socket_conns.append(conn)
             self._all_socket_conns.append(conn)
             conn._start(response)
-            if not self.hold_hello:
+            if self._live_count() > self.max_socket_connections:
+                # as Slack: the connection over the app's limit gets no hello, only this
+                self._go_away(conn, "too_many_websockets", self.close_delay)
+            elif not self.hold_hello:
                 self._send_hello(conn)
+            self._ping_later(conn)
             self._cond.notify_all()
         return conn
+
+    def _live_count(self) -> int:
+        """Open Socket Mode connections, not counting those refused over the limit."""
+        return sum(1 for c in self._socket_conns if c.hello_sent or not c.going_away)
+
+    def _ping_later(self, conn: FakeConnection) -> None:
+        """Slack pings each Socket Mode connection every ``ping_interval`` seconds."""
+        interval = self.ping_interval
+        if interval is None or interval <= 0 or self._closed:
+            return
+
+        def ping() -> None:
+            with self._cond:
+                if conn.open and not self._closed:
+                    conn.ping(f"Ping from {env.DEBUG_HOST}".encode("ascii"))
+                    self._ping_later(conn)
+        self._scheduler.call_later(interval, ping)
 
     def _send_hello(self, conn: FakeConnection) -> bool:
         if conn.kind != SOCKET:
             return super()._send_hello(conn)
         with self._cond:
-            count = len(self._socket_conns)
-            if not conn.send_event(env.hello(count, self.connection_time)):
+            if conn.going_away and not conn.hello_sent:
+                return False  # refused (too_many_websockets) or told to go before hello
+            count = self._live_count()
+            life = DEBUG_CONNECTION_TIME if conn.debug_reconnects else self.connection_time
+            if not conn.send_event(env.hello(count, life)):
                 return False
             conn.hello_sent = True
-            if count > self.max_socket_connections:
-                self._go_away(conn, "too_many_websockets", self.close_delay)
-            elif self._held:
+            if conn.debug_reconnects:
+                self._debug_refresh_later(conn)
+            if self._held:
                 items = list(self._held)
                 self._held.clear()
                 if not self._write(conn, items):
                     self._held.extendleft(reversed(items))
             self._cond.notify_all()
             return True
+
+    def _debug_refresh_later(self, conn: FakeConnection) -> None:
+        """A ``debug_reconnects`` connection is refreshed after about 360 s (times
+        ``debug_reconnect_scale``): ``warning``, then ``refresh_requested`` 10 s later."""
+        scale = self.debug_reconnect_scale
+        grace = DEBUG_WARNING_GRACE * scale
+
+        def warn() -> None:
+            with self._cond:
+                if conn.open and not conn.going_away and not self._closed:
+                    self._go_away(conn, "warning", None)
+                    self._scheduler.call_later(grace, ask)
+
+        def ask() -> None:
+            with self._cond:
+                if conn.open and not self._closed:
+                    self._go_away(conn, "refresh_requested", self.close_delay)
+        self._scheduler.call_later(max(0.0, DEBUG_CONNECTION_TIME * scale - grace), warn)
 
     def _on_closed(self, conn: FakeConnection) -> None:
         if conn.kind != SOCKET:
@@ -162,6 +218,11 @@ class SocketServing(Serving):
             self._acked_ids.add(eid)
         except TypeError:  # an unhashable id (a list, ...): recorded in acks only
             pass
+        if sent is not None and sent.watch and frame.get("payload") is not None \
+                and '"slash_commands"' in sent.text:
+            envelope = json.loads(sent.text)
+            if envelope.get("type") == "slash_commands":
+                self._answer_ack(envelope, frame.get("payload"))
         ack = Ack(eid, frame.get("payload"), conn.id, now, late)
         self._acks.append(ack)
         conn.acks.append(ack)
@@ -242,6 +303,23 @@ class SocketServing(Serving):
         auto = [s for s in items if s.auto]
         if auto and self.redelivery and not self._closed:
             self._scheduler.call_later(self.ack_timeout, lambda: self._expire(auto))
+        watched = [s for s in items if s.watch]
+        if watched and not self._closed:
+            self._scheduler.call_later(self.ack_timeout, lambda: self._missed(watched))
+
+    def _missed(self, items: List[Sent]) -> None:
+        """Slack does not redeliver a slash command or an interaction: the user sees an
+        error once ``ack_timeout`` passed without an ack. Recorded in ``missed_acks``."""
+        with self._cond:
+            now = time.monotonic()
+            for s in items:
+                if s.origin in self._acked_origins or s.envelope_id in self._missed_ids:
+                    continue
+                self._missed_ids.add(s.envelope_id)
+                envelope = json.loads(s.text)
+                self._missed_acks.append(MissedAck(s.envelope_id, str(envelope.get("type")),
+                                                   envelope, s.conn_id, now))
+            self._cond.notify_all()
 
     def _expire(self, items: List[Sent]) -> None:
         with self._cond:
@@ -256,7 +334,7 @@ class SocketServing(Serving):
     def _retry(self, s: Sent, *, new_id: bool, auto: bool) -> Sent:
         eid = env.envelope_ids(1)[0] if new_id else s.envelope_id
         again = Sent(eid, s.origin, env.retry_text(s.text, eid, s.attempt + 1, "timeout"),
-                     s.attempt + 1, auto)
+                     s.attempt + 1, auto, s.watch)
         self._sent[eid] = again
         return again
 
@@ -289,7 +367,9 @@ class SocketServing(Serving):
         conn = self._socket_target(to)
         text = json.dumps(envelope)
         with self._cond:
-            s = Sent(str(envelope["envelope_id"]), origin, text)
+            # Slack never sends a slash command or an interaction again: missed acks are
+            # recorded instead (see _missed)
+            s = Sent(str(envelope["envelope_id"]), origin, text, auto=False, watch=True)
             self._sent[s.envelope_id] = s
             self._deliver([s], conn)
         return json.loads(text)  # type: ignore[no-any-return]

@@ -18,6 +18,7 @@ Params = Dict[str, Any]
 Answer = Tuple[int, Dict[str, str], bytes]
 JSON_TYPE = "application/json; charset=utf-8"
 AUTH_FREE = {"api.test"}
+SOCKET_MODE_METHOD = "apps.connections.open"
 
 
 def _json(status: int, data: Dict[str, Any], headers: Optional[Dict[str, str]] = None) -> Answer:
@@ -67,11 +68,26 @@ def handle(slack: FakeSlack, http_method: str, method: str, query: str, body: by
                    time=time.monotonic())
     slack._record_call(call)
     fault = slack._take_fault(method)
-    answer = _answer(slack, fault, method, params, presented, bad_body)
+    if method == SOCKET_MODE_METHOD and fault is None:
+        answer = _socket_mode_gate(http_method, bearer, params)
+    else:
+        answer = None
+    if answer is None:
+        answer = _answer(slack, fault, method, params, presented, bad_body)
     status, _, payload = answer
     is_json = answer[1].get("Content-Type") == JSON_TYPE
     slack._finish_call(call, status, json.loads(payload) if is_json else None)
     return answer
+
+
+def _socket_mode_gate(http_method: str, bearer: Optional[str], params: Params) -> Optional[Answer]:
+    """apps.connections.open as Slack documents it: POST only, the app token only in the
+    ``Authorization: Bearer`` header. None: the request may go on."""
+    if http_method != "POST":
+        return _json(405, {"ok": False, "error": "method_not_allowed"}, {"Allow": "POST"})
+    if bearer is None and params.get("token"):
+        return _json(200, {"ok": False, "error": "invalid_auth"})  # a token in the form
+    return None
 
 
 def _answer(slack: FakeSlack, fault: Optional[Fault], method: str, params: Params,
