@@ -63,15 +63,20 @@ class FakeSlack(Changes, SocketMode):  # Changes: workspace changes (store tests
     again), ``max_retries`` (3), ``redelivery`` (True; False: never resend),
     ``close_delay`` (0.5 s from a ``disconnect`` frame to the close), ``connection_time``
     (18060, the hello's ``approximate_connection_time``), ``max_socket_connections`` (10;
-    one more gets ``disconnect`` ``too_many_websockets``; connections held open by a
-    refresh count), ``socket_mode_active``,
+    one more gets ``disconnect`` ``too_many_websockets`` and no hello; connections held
+    open by a refresh count), ``socket_mode_active``,
     ``offline_envelopes`` (``"hold"``: envelopes produced while no connection is open wait
     for the next one; ``"retry"``: tried again every ``ack_timeout`` up to ``max_retries``
     times, then dropped; ``"drop"``: dropped at once; see :attr:`dropped_envelopes`),
     ``socket_routing`` (``"newest"``, ``"round_robin"`` or ``"random"``: which open
-    connection gets each envelope; a retry goes to another one when there is one) and
+    connection gets each envelope; a retry goes to another one when there is one),
     ``duplicate_rate`` (0.0: the fraction of envelopes also sent at once as a retry on
-    another connection).
+    another connection), ``ping_interval`` (10.0 s between the WebSocket pings sent to
+    each Socket Mode connection; None: none) and ``debug_reconnect_scale`` (1.0: a
+    ``debug_reconnects=true`` connection is refreshed after 360 s times this). Only
+    ``events_api`` envelopes are sent again; unacknowledged slash commands and
+    interactions are listed in :attr:`missed_acks`, answers to slash commands in
+    :attr:`responses`.
 
     Slack's limits (see ``_limits``), on by default: ``max_message_length`` (4000: a longer
     ``message`` text closes the connection, code 1009) and ``message_rate`` (``(1.0, 5)``:
