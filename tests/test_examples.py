@@ -545,7 +545,14 @@ def test_slash_command(slack: FakeSlack, run: Any) -> None:
     clean_exit(proc, proc.interrupt())
     assert proc.out == ["Waiting for slash commands. Press Ctrl-C to stop.",
                         "U0ALICE ran /echo hi there", "U0BOB ran /nope"]
-    assert len(slack.acks) == 2  # one ack each, no redelivery
+    commands = {echo["envelope_id"], other["envelope_id"]}
+    assert len([a for a in slack.acks if a.envelope_id in commands]) == 2  # no redelivery
+    # as in Slack, the in_channel answer is posted to the channel (an events_api message,
+    # acked too); the other one is seen by bob only
+    answers = slack.responses
+    assert [(r.command, r.response_type, r.via) for r in answers] == [
+        ("/echo", "in_channel", "ack"), ("/nope", "ephemeral", "ack")]
+    assert slack.messages("general")[-1]["text"] == f"<@{slack.user_id('alice')}> said: hi there"
 
 
 def test_buttons(slack: FakeSlack, run: Any) -> None:
