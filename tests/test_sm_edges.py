@@ -4,6 +4,7 @@ the Authorization header, Slack's own pings, a slash command answered end to end
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any, Callable, Dict, List
 
@@ -170,3 +171,29 @@ def test_a_slash_command_answered_in_channel(slack: FakeSlack, smake: Make,
     assert texts(rec) == ["deploying prod"]
     assert slack.messages("general")[-1]["text"] == "deploying prod"
     assert slack.acked(envelope["envelope_id"]) and slack.missed_acks == []
+
+
+def test_a_disconnect_right_after_the_refresh_hello_is_the_new_connections_own(
+        slack: FakeSlack, smake: Make) -> None:
+    """hello and a warning arrive in one read on the refresh's connection: the refresh
+    succeeds, and the warning asks the new connection for its own refresh."""
+    slack.close_delay = 0.3
+    client = smake(**CALM)
+    rec = Recorder().attach(client, "message", "reconnecting")
+    client.start().result(timeout=10)
+    slack.hold_hello = True
+    slack.refresh(warning_first=False)
+    slack.wait_for_socket_connect_count(2, timeout=10)
+    new = slack.all_socket_connections[1]
+    slack.hold_hello = False
+    hello = {"type": "hello", "num_connections": 2, "connection_info": {"app_id": "A0FAKE"},
+             "debug_info": {"host": "fakeslack-1", "approximate_connection_time": 18060}}
+    warning = {"type": "disconnect", "reason": "warning", "debug_info": {"host": "x"}}
+    new.hello_sent = True
+    slack.send_frames([json.dumps(hello), json.dumps(warning)], to=new)
+    slack.wait_for_socket_connect_count(3, timeout=10)  # the new one refreshed in turn
+    wait_until(lambda: len(slack.socket_connections) == 1 and slack.socket_connections[0]
+               is slack.all_socket_connections[2], timeout=15, what="the third one alone")
+    slack.post_message("general", "on the third")
+    rec.wait_for("message", timeout=10)
+    assert rec.of("reconnecting") == []

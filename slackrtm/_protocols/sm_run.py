@@ -462,7 +462,9 @@ class SocketModeRun(Run):
                                          f"{self.c._hello_timeout:g} s of refreshing")
                 batch = transport.read()
                 for message in batch:
-                    frame = _control_of(message)
+                    # after hello, frames are the reader's (a disconnect then is the new
+                    # connection's own, handled once it is current)
+                    frame = None if hello is not None else _control_of(message)
                     if frame is None:
                         held.append(message)
                         continue
