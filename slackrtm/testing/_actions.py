@@ -253,7 +253,8 @@ class Actions:
         self.hub.push("note", {"channel": cid, "user": uid, "kind": "ack",
                                "envelope_id": frame.get("envelope_id"),
                                "text": "acknowledged" + (" with a payload" if payload else "")})
-        if kind == "slash_commands" and isinstance(payload, dict):
+        if kind == "slash_commands" and isinstance(payload, dict) \
+                and payload.get("response_type") != "in_channel":  # FakeSlack posts those
             self.respond(cid, uid, "", payload)
 
     def respond(self, cid: str, uid: str, ts: str, answer: Params) -> None:
@@ -276,6 +277,20 @@ class Actions:
             self.hub.push("note", {"channel": cid, "user": uid, "kind": "ephemeral",
                                    "from": bot, "text": text, "blocks": blocks or None,
                                    "ts": f"{time.time():.6f}"})
+
+    def command_response(self, path: str, body: bytes) -> None:
+        """FakeSlack took an answer posted to a command's response_url (and posted it if
+        ``in_channel``): show the others to their person."""
+        with self._lock:
+            context = self._responses.get(path)
+        try:
+            answer = json.loads(body.decode("utf-8") or "{}")
+        except (UnicodeDecodeError, ValueError):
+            return
+        if context is not None and isinstance(answer, dict) \
+                and answer.get("response_type") != "in_channel":
+            cid, uid, ts = context
+            self.respond(cid, uid, ts, answer)
 
     def response(self, path: str, body: bytes) -> Optional[Params]:
         """A POST to a response_url this playground handed out; None if unknown."""

@@ -55,7 +55,8 @@ class SlackHandler(BaseHTTPRequestHandler):
         elif path in ("/link/", "/link") and self.command == "GET":
             args = dict(parse_qsl(query, keep_blank_values=True))
             self._websocket(args.get("ticket", ""), "socket_mode", args)
-        elif path.startswith("/commands/") and self.command == "POST":
+        elif path.startswith("/commands/") and self.command == "POST" \
+                and "/commands/" not in self.slack._mounts:  # a playground shows them too
             self._reply(*self.slack._response_post(path, self._read_body()))
         else:
             for prefix, app in list(self.slack._mounts.items()):  # the playground, if any

@@ -107,6 +107,12 @@ class Playground:
                         f"{url_host(self.slack.host)}:{port}"}
 
     def _response_url(self, handler: SlackHandler, path: str, body: bytes) -> None:
+        if path.startswith("/commands/"):  # FakeSlack serves them; the page shows them too
+            status, headers, payload = self.slack._response_post(path, body)
+            if status == 200:
+                self.actions.command_response(path, body)
+            handler._reply(status, headers, payload)
+            return
         try:
             answer = self.actions.response(path, body)
         except ActionError as exc:
