@@ -649,7 +649,7 @@ def test_enqueue_rq(slack: FakeSlack, run: Any, procs: List[Proc], redis_url: st
     proc.wait_for_line("^Queueing events to 4 RQ queues")
     posted = [slack.post_message(channel, f"report {i}", user="alice")
               for i in range(4) for channel in (general, random_)]
-    slack.wait_until(lambda: len(slack.acks) >= len(posted), 15, "every envelope acked")
+    slack.wait_until(lambda: len(slack.acks) >= len(posted), 60, "every envelope acked")
     r = Redis.from_url(redis_url)
     queued: Dict[str, List[str]] = {}
     for i in range(4):
