@@ -1,6 +1,6 @@
 """Soak: the reliability mix for N minutes against FakeSlack, invariants checked throughout.
 
-    python -m tests.soak --minutes 3 [--seed 1] [--senders 4]
+    python -m tests.soak --minutes 3 [--seed 1] [--senders 4] [--client rtm|socket-mode|both]
 
 One RTMClient (through a relay that can reset rtm.connect calls) lives through random
 faults: drops (RST, FIN, close frame, mid-frame), goodbye and team migration, half-open
@@ -20,6 +20,9 @@ Prints counts of events, sends, reconnects, faults and failures by kind, and pea
 threads and descriptors; exits 1 if an invariant broke. FakeSlack and the relay run in
 a child process (see ``server.py``): this process holds only the client, the senders
 and the bookkeeping, so its memory, threads and descriptors are the client's.
+
+``--client socket-mode`` (or ``both``, the default: RTM first) soaks a SocketModeClient
+the same way; see :mod:`tests.soak.sm_runner`.
 """
 
 from __future__ import annotations
@@ -284,9 +287,15 @@ class Soak:
                   f"{self.server.connect_count()}", flush=True)
 
     # ------------------------------------------------------------------ run
-    def run(self) -> int:
+    def run(self, server: Any = None) -> int:
+        """Soak; returns 1 when an invariant broke. ``server``: a ``ServerSide`` in this
+        process (the chaos test), else one is started in a child process."""
         self.t0 = time.monotonic()
-        manager, self.server = start_server(self.seed)
+        manager = None
+        if server is None:
+            manager, self.server = start_server(self.seed)
+        else:
+            self.server = server
         if self.trace:
             tracemalloc.start(8)
         api_url, token, self.channel = self.server.info()
@@ -348,7 +357,8 @@ class Soak:
         self.final_checks(baseline_fds)
         self.connections = self.server.connect_count()
         self.server.close()
-        manager.shutdown()
+        if manager is not None:
+            manager.shutdown()
         self.report()
         return 1 if self.violations else 0
 
@@ -437,6 +447,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.add_argument("--tracemalloc", action="store_true",
                         help="report where memory grew after warm-up (slower)")
+    parser.add_argument("--client", choices=["rtm", "socket-mode", "both"], default="both",
+                        help="which client to soak (both: RTM, then Socket Mode, each for "
+                             "--minutes)")
     args = parser.parse_args(argv)
-    return Soak(args.minutes, args.seed, args.senders, verbose=not args.quiet,
-                max_backlog=args.max_backlog, trace=args.tracemalloc).run()
+    status = 0
+    if args.client in ("rtm", "both"):
+        status |= Soak(args.minutes, args.seed, args.senders, verbose=not args.quiet,
+                       max_backlog=args.max_backlog, trace=args.tracemalloc).run()
+    if args.client in ("socket-mode", "both"):
+        from tests.soak.sm_runner import run_socket_mode
+
+        status |= run_socket_mode(args.minutes, args.seed, args.senders,
+                                  verbose=not args.quiet)
+    return status
