@@ -19,7 +19,7 @@ FAST = dict(client_ping_timeout=1.0, server_pong_timeout=0.5, reply_timeout=5.0,
             send_rate=None)
 
 
-def wait_until(cond: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+def wait_until(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
     """Poll ``cond`` until truthy; fail the test with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -63,7 +63,7 @@ class Recorder:
         with self._cond:
             return [a for n, a in self.events if n == name]
 
-    def wait_for(self, name: str, count: int = 1, timeout: float = 5.0) -> List[tuple[Any, ...]]:
+    def wait_for(self, name: str, count: int = 1, timeout: float = 30.0) -> List[tuple[Any, ...]]:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:

@@ -43,7 +43,7 @@ def register(client: Any) -> None:
         client.on(name, fn)
 
 
-def take(count: int, timeout: float = 5.0) -> List[Tuple[str, Any]]:
+def take(count: int, timeout: float = 30.0) -> List[Tuple[str, Any]]:
     """Wait until ``count`` events were seen; return them and forget them."""
     with _cond:
         if not _cond.wait_for(lambda: len(seen) >= count, timeout):

@@ -49,7 +49,7 @@ def on(slack: FakeSlack) -> dict[str, str]:
     return {"SLACK_TOKEN": slack.token, "SLACK_API_URL": slack.api_url}
 
 
-def finished(proc: Proc, timeout: float = 20.0) -> Tuple[int, str, str]:
+def finished(proc: Proc, timeout: float = 60.0) -> Tuple[int, str, str]:
     code = proc.finish(timeout)
     return code, proc.stdout, proc.stderr
 
@@ -250,7 +250,7 @@ def test_tail_json_lines_filtered_by_type_with_colors(slack: FakeSlack, cli: Any
     assert [json.loads(line) for line in proc.out] == [first, second]
 
     proc = cli("tail", "--color", "always", **on(slack))
-    proc.wait_for_line("hello", timeout=15)
+    proc.wait_for_line("hello", timeout=30)
     assert proc.interrupt() == 0
     assert ANSI.search(proc.out[0]) and ANSI.search(proc.err[0]), proc.describe()
 
@@ -273,7 +273,7 @@ def test_tail_colors_on_a_terminal_by_default(slack: FakeSlack) -> None:
             if select.select([leader], [], [], 0.2)[0]:
                 seen += os.read(leader, 4096)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(15) == 0
+        assert proc.wait(30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -78,7 +78,7 @@ class Proc:
         return (f"{' '.join(self.args)} (exit {self.popen.poll()})\n--- stdout:\n{self.stdout}"
                 f"\n--- stderr:\n{self.stderr}")
 
-    def wait_for_line(self, pattern: Union[str, Pattern[str]], timeout: float = 15.0,
+    def wait_for_line(self, pattern: Union[str, Pattern[str]], timeout: float = 60.0,
                       start: int = 0, stream: str = "out") -> re.Match[str]:
         """The first line (from index ``start``) matching the regex; fail after ``timeout``."""
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
@@ -103,7 +103,7 @@ class Proc:
         with self._cond:
             return next(i for i, line in enumerate(self.out) if re.search(pattern, line))
 
-    def finish(self, timeout: float = 20.0) -> int:
+    def finish(self, timeout: float = 60.0) -> int:
         """Wait for the exit; return its code (the output is fully read by then)."""
         try:
             code = self.popen.wait(timeout)
@@ -115,7 +115,7 @@ class Proc:
             t.join(5)
         return code
 
-    def interrupt(self, timeout: float = 15.0) -> int:
+    def interrupt(self, timeout: float = 60.0) -> int:
         """Ctrl-C (SIGINT), then wait for the exit."""
         self.popen.send_signal(signal.SIGINT)
         return self.finish(timeout)

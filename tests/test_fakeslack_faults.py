@@ -25,7 +25,7 @@ def fake() -> Iterator[FakeSlack]:
     yield from checked_fake(CLIENTS)
 
 
-def connect(slack: FakeSlack, *, hello: bool = True, timeout: float = 5,
+def connect(slack: FakeSlack, *, hello: bool = True, timeout: float = 30.0,
             **params: Any) -> websocket.WebSocket:
     with requests.Session() as session:
         session.trust_env = False
@@ -232,7 +232,7 @@ def test_goodbye_client_closes_first(fake: FakeSlack) -> None:
     fake.goodbye(grace=5.0)
     assert recv(ws)["type"] == "goodbye"
     ws.close()
-    conn.wait_closed(timeout=2)
+    conn.wait_closed(timeout=30)
 
 
 def test_ignore_pings(fake: FakeSlack) -> None:

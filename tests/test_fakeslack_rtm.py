@@ -54,7 +54,7 @@ def send(ws: websocket.WebSocket, frame: Dict[str, Any]) -> None:
 def test_hello_and_connection_record(fake: FakeSlack) -> None:
     t0 = time.monotonic()
     ws = connect(fake, batch_presence_aware="true")
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 5.0
     (conn,) = fake.wait_for_connections(1)
     assert conn.id == 1 and conn.method == "rtm.connect" and conn.open and conn.hello_sent
     assert conn.params == {"batch_presence_aware": "true"} and conn.batch_presence_aware

@@ -63,12 +63,12 @@ def rtm_connect(slack: FakeSlack) -> websocket.WebSocket:
     return ws
 
 
-def recv(ws: websocket.WebSocket, timeout: float = 5.0) -> Dict[str, Any]:
+def recv(ws: websocket.WebSocket, timeout: float = 30.0) -> Dict[str, Any]:
     ws.settimeout(timeout)
     return json.loads(ws.recv())  # type: ignore[no-any-return]
 
 
-def recv_close(ws: websocket.WebSocket, timeout: float = 5.0) -> int:
+def recv_close(ws: websocket.WebSocket, timeout: float = 30.0) -> int:
     """Read frames until the server's close frame; returns its code."""
     ws.settimeout(timeout)
     opcode, data = ws.recv_data(control_frame=True)

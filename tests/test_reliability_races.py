@@ -154,7 +154,7 @@ def test_50_start_disconnect_cycles_leave_no_thread_or_descriptor(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         baseline = run_cycles(slack, rtm, rec, when, cycles)
-        slack.wait_until(lambda: not slack.connections, 5, "server side closed")
+        slack.wait_until(lambda: not slack.connections, 30, "server side closed")
         gc.collect()
     unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert unclosed == [], unclosed[:3]
@@ -179,11 +179,11 @@ def run_cycles(slack: FakeSlack, rtm: RTMClient, rec: Recorder, when: str,
         if when == "during_rtm_connect":
             slack.wait_for_call("rtm.connect", i + 1)
         elif when == "during_handshake":
-            slack.wait_until(lambda n=i + 1: slack.handshake_attempts >= n, 5, "handshake")
+            slack.wait_until(lambda n=i + 1: slack.handshake_attempts >= n, 30, "handshake")
         elif when == "before_hello":
             slack.wait_for_connect_count(i + 1)
         elif when == "when_ready":
-            start.result(timeout=5)
+            start.result(timeout=30)
         elif when == "during_backoff":
             rec.wait_for("reconnecting", i + 1)
         elif when == "from_a_handler":
@@ -197,12 +197,12 @@ def run_cycles(slack: FakeSlack, rtm: RTMClient, rec: Recorder, when: str,
         assert outcome(start) in ("ok", "cancelled")
         assert outcome(sent) in ("ok", "NoReplyReceivedError", "SendWhileDisconnectedError")
         if i == 1:  # after a warm-up cycle (lazy imports, pools, FakeSlack threads)
-            slack.wait_until(lambda: not slack.connections, 5, "server side closed")
+            slack.wait_until(lambda: not slack.connections, 30, "server side closed")
             baseline = open_fds()
     return baseline
 
 
-def settle_fds(limit: int, timeout: float = 5.0) -> bool:
+def settle_fds(limit: int, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while True:
         gc.collect()
@@ -232,9 +232,9 @@ def test_disconnect_from_a_handler_of_every_event(slack: FakeSlack, make: Make,
         slack.fail_next("rtm.connect", "internal_error")
     start = rtm.start()
     if event == "message":
-        start.result(timeout=5)
+        start.result(timeout=30)
         slack.post_message("general", "hello")
-    assert rtm.wait(5)
+    assert rtm.wait(30)
     wait_until(lambda: "disconnected" in order, what="disconnected")
     assert order[:3] == ["handler", "returned", "disconnected"]
     assert rec.names().count("disconnected") == 1
@@ -252,13 +252,13 @@ def test_disconnect_returns_within_its_timeout_while_a_handler_blocks(
         inside.set()
         gate.wait(10)
 
-    rtm.start().result(timeout=5)
+    rtm.start().result(timeout=30)
     slack.inject({"type": "stuck"})
-    assert inside.wait(5)
+    assert inside.wait(30)
     queued = rtm.send_message("x", slack.channel_id("general"))
     t0 = time.monotonic()
     rtm.disconnect(timeout=0.3)
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 5.0  # (else: the handler's 10 s)
     assert rtm.state == "disconnected" and queued.done()
     assert outcome(queued) in ("ok", "NoReplyReceivedError", "SendWhileDisconnectedError")
     assert [t.name for t in slackrtm_threads()] == ["slackrtm-dispatcher"]
@@ -269,7 +269,7 @@ def test_disconnect_returns_within_its_timeout_while_a_handler_blocks(
 def test_many_threads_disconnect_while_many_threads_send(slack: FakeSlack,
                                                          make: Make) -> None:
     rtm = make()
-    rtm.start().result(timeout=5)
+    rtm.start().result(timeout=30)
     channel = slack.channel_id("general")
     futures: List[Future[Any]] = []
     lock = threading.Lock()
@@ -311,7 +311,7 @@ def test_disconnect_closes_http_connections_even_while_errors_are_kept(
         rtm.on("unable_to_rtm_start", kept.append)
         before = open_fds()
         relay.arm("request")
-        rtm.start().result(timeout=5)
+        rtm.start().result(timeout=30)
         rtm.disconnect()
         assert isinstance(kept[0], SlackHTTPError)
         assert settle_fds(before, timeout=1.0), f"{open_fds()} open, {before} before"

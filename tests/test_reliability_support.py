@@ -74,7 +74,7 @@ class LeakCheck:
         self.threads = len(slackrtm_threads())
         return self
 
-    def check(self, slack: Optional[FakeSlack] = None, timeout: float = 5.0,
+    def check(self, slack: Optional[FakeSlack] = None, timeout: float = 30.0,
               extra_fds: int = 0) -> None:
         if slack is not None:
             slack.wait_until(lambda: not slack._conns, timeout, "server connections closed")

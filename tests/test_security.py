@@ -117,7 +117,7 @@ def test_token_never_leaves_the_authorization_header(token: str, clients: List[R
         slack.fail_next("websocket", "busy", status=503)
         start = rtm.start(batch_presence_aware=True, presence_sub=True)
         lines.append(repr(rtm))
-        start.result(timeout=10)
+        start.result(timeout=30)
         lines += [repr(rtm), repr(rtm.web_client), str(start.result(0).keys())]
         # sends that fail every way, a raising handler, junk, a protocol error, drops
         channel = slack.channel_id("general")
@@ -127,30 +127,30 @@ def test_token_never_leaves_the_authorization_header(token: str, clients: List[R
         slack.inject({"type": "boom", "token": "not the token"})
         slack.send_raw("{junk")
         for fut in futures:
-            fut.exception(timeout=5)
+            fut.exception(timeout=30)
         slack.drop_replies = False
         slack.connections[0].send_bytes(text_frame(b"\xff"))
         rec.wait_for("ready", 2)
         slack.ticket_ttl = -1  # the next tickets are refused: HTTP 404 on the handshake
         attempts = slack.handshake_attempts
         slack.drop()
-        slack.wait_until(lambda: slack.handshake_attempts >= attempts + 2, 5, "404s")
+        slack.wait_until(lambda: slack.handshake_attempts >= attempts + 2, 30, "404s")
         slack.ticket_ttl = 30
         rec.wait_for("ready", 3)
         futures.append(rtm.send_message("queued", channel))
         slack.goodbye()
         rec.wait_for("ready", 4)
-        futures[-1].exception(timeout=5)  # answered, or lost with the goodbye
+        futures[-1].exception(timeout=30)  # answered, or lost with the goodbye
         rtm.disconnect()
         futures.append(rtm.send_message("after", channel))
         lines.append(repr(rtm))
         # rtm.start, its cache, and an invalid token
-        rtm2.start().result(timeout=5)
+        rtm2.start().result(timeout=30)
         rtm2.disconnect()
         bad = RTMClient(token + "-wrong", **dict(FAST, slack_api_url=slack.api_url,
                                                   log_level=LogLevel.DEBUG))
         clients.append(bad)
-        errors.append(bad.start().exception(timeout=5))
+        errors.append(bad.start().exception(timeout=30))
         lines.append(repr(bad))
         # the web client's own calls, with a token param override
         web = rtm.web_client
@@ -205,24 +205,24 @@ def test_proxy_credentials_are_never_logged(clients: List[RTMClient],
                                                 proxy=wrong, auto_reconnect=False,
                                                 log_level=LogLevel.DEBUG))
         clients += [good, refused]
-        good.start().result(timeout=5)
+        good.start().result(timeout=30)
         slack.drop()
         wait_until(lambda: slack.connect_count == 2 and good.ready, what="reconnect")
         lines += [repr(good), repr(good.web_client), str(good.web_client.proxy)]
         good.disconnect()
-        errors.append(refused.start().exception(timeout=5))
+        errors.append(refused.start().exception(timeout=30))
         # the same from the environment (the WebSocket tunnel too)
         monkeypatch.setenv("HTTPS_PROXY", wrong.replace("http://", "http://"))
         monkeypatch.setenv("HTTP_PROXY", wrong)
         env = RTMClient(slack.token, **dict(FAST, slack_api_url=slack.api_url,
                                             auto_reconnect=False, log_level=LogLevel.DEBUG))
         clients.append(env)
-        errors.append(env.start().exception(timeout=5))
+        errors.append(env.start().exception(timeout=30))
         monkeypatch.setenv("HTTP_PROXY", proxy.url_with_auth)
         env_ok = RTMClient(slack.token, **dict(FAST, slack_api_url=slack.api_url,
                                                log_level=LogLevel.DEBUG))
         clients.append(env_ok)
-        env_ok.start().result(timeout=5)
+        env_ok.start().result(timeout=30)
         env_ok.disconnect()
         assert proxy.rejected and len(proxy.requests) > len(proxy.rejected)
     assert all(isinstance(e, (SlackHTTPError, WebsocketError)) for e in errors), errors
@@ -260,7 +260,7 @@ def test_wss_is_verified_even_when_https_is_trusted(ca: trustme.CA,
         rtm = RTMClient(slack.token, **dict(FAST, slack_api_url=slack.api_url,
                                             web_client=web, auto_reconnect=False))
         clients.append(rtm)
-        err = rtm.start().exception(timeout=10)
+        err = rtm.start().exception(timeout=30)
         assert isinstance(err, WebsocketError) and "certificate" in str(err).lower(), err
         assert slack.call_count("rtm.connect") == 1 and slack.connect_count == 0
         # with auto_reconnect, it keeps refusing (and retrying), never connects
@@ -276,8 +276,8 @@ def test_wss_is_verified_even_when_https_is_trusted(ca: trustme.CA,
         ok = RTMClient(slack.token, **dict(FAST, slack_api_url=slack.api_url,
                                            ssl_context=trusting(ca)))
         clients.append(ok)
-        assert ok.start().result(timeout=10)["url"].startswith("wss://")
-        assert ok.send_message("secure", slack.channel_id("general")).result(5)["ok"]
+        assert ok.start().result(timeout=30)["url"].startswith("wss://")
+        assert ok.send_message("secure", slack.channel_id("general")).result(30)["ok"]
         ok.disconnect()
         web.close()
 
@@ -294,7 +294,7 @@ def test_certificates_for_another_host_or_ca_are_refused(ca: trustme.CA, mismatc
         rtm = RTMClient(slack.token, **dict(FAST, slack_api_url=slack.api_url,
                                             ssl_context=trusting(ca), auto_reconnect=False))
         clients.append(rtm)
-        err = rtm.start().exception(timeout=10)
+        err = rtm.start().exception(timeout=30)
         assert isinstance(err, SlackHTTPError) and "TLS" in str(err), err
         assert slack.call_count() == 0
         if mismatch == "other_host":
@@ -307,7 +307,7 @@ def test_certificates_for_another_host_or_ca_are_refused(ca: trustme.CA, mismatc
                                                web_client=web, ssl_context=strict,
                                                auto_reconnect=False))
             clients.append(ws)
-            err = ws.start().exception(timeout=10)
+            err = ws.start().exception(timeout=30)
             assert isinstance(err, WebsocketError), err
             assert "127.0.0.1" in str(err) and slack.connect_count == 0
             web.close()
@@ -326,7 +326,7 @@ def test_a_token_echoed_by_the_server_is_redacted_from_errors(
         rtm.on("unable_to_rtm_start", errors.append)
         if where == "rtm_connect_error":
             slack.fail_next("rtm.connect", f"internal_error {token}")
-        rtm.start().result(timeout=5)
+        rtm.start().result(timeout=30)
         if where == "error_frame":
             slack.inject({"type": "error", "error": {"code": 1, "msg": f"bad {token}"}})
             wait_until(lambda: errors, what="the error event")
@@ -336,7 +336,7 @@ def test_a_token_echoed_by_the_server_is_redacted_from_errors(
             (frame,) = slack.wait_for_received("message")
             slack.inject({"ok": False, "reply_to": frame["id"],
                           "error": {"code": 2, "msg": f"refused {token}"}})
-            errors.append(fut.exception(timeout=5))
+            errors.append(fut.exception(timeout=30))
         rtm.disconnect()
     assert errors
     lines = [line for err in errors for line in exception_texts(err)]

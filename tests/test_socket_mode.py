@@ -33,7 +33,7 @@ def texts(recorder: Recorder) -> List[str]:
 def test_start_resolves_at_hello_with_connection_info(slack: FakeSlack, smake: Make) -> None:
     client = smake()
     rec = Recorder().attach(client, "connecting", "authenticated", "connected", "ready")
-    data = client.start().result(timeout=5)
+    data = client.start().result(timeout=30)
     assert data["ok"] is True
     assert data["connection_info"] == {"app_id": "A0FAKE"}
     assert data["num_connections"] == 1
@@ -50,8 +50,8 @@ def test_the_same_handler_module_runs_on_both_clients(slack: FakeSlack, smake: M
     try:
         for client in (rtm, sm):
             shared_handlers.register(client)
-        rtm.start().result(timeout=5)
-        sm.start().result(timeout=5)
+        rtm.start().result(timeout=30)
+        sm.start().result(timeout=30)
         msg = slack.post_message("general", "hello both")
         slack.add_reaction("general", msg["ts"], "tada")
         slack.rename_channel("random", "random-2")
@@ -75,7 +75,7 @@ def test_events_reach_type_subtype_slack_event_and_raw_message(slack: FakeSlack,
     client = smake()
     rec = Recorder().attach(client, "message", "message::bot_message", "slack_event",
                             "raw_message", "events_api")
-    client.start().result(timeout=5)
+    client.start().result(timeout=30)
     slack.post_message("general", "from a bot", subtype="bot_message")
     rec.wait_for("message::bot_message")
     rec.wait_for("events_api")
@@ -101,13 +101,13 @@ def test_envelopes_are_acked_within_3_s_while_a_handler_blocks_for_10(
         release.wait(10.0)
         done.append(event["text"])
 
-    client.start().result(timeout=5)
+    client.start().result(timeout=30)
     try:
         slack.post_message("general", "first")
-        assert started.wait(5)
+        assert started.wait(30)
         for i in range(5):
             slack.post_message("general", f"behind {i}")
-        acks = slack.wait_for_acks(6, timeout=3.0)
+        acks = slack.wait_for_acks(6, timeout=30)
         assert all(not a.late for a in acks)
         delivered = {e["envelope_id"]: t for _, e in slack.delivered for t in [0]}
         assert {a.envelope_id for a in acks} == set(delivered)
@@ -122,7 +122,7 @@ def test_redeliveries_are_acked_and_not_dispatched_again(slack: FakeSlack,
                                                          smake: Make) -> None:
     client = smake()
     rec = Recorder().attach(client, "message")
-    client.start().result(timeout=5)
+    client.start().result(timeout=30)
     slack.post_message("general", "once")
     rec.wait_for("message")
     first = slack.delivered[0][1]
@@ -150,7 +150,7 @@ def test_unacked_envelope_redelivered_by_slack_is_dispatched_once(slack: FakeSla
         release.wait(5.0)
         request.ack()
 
-    client.start().result(timeout=5)
+    client.start().result(timeout=30)
     slack.post_message("general", "slow one")
     slack.wait_until(lambda: any(e["retry_attempt"] >= 1 for _, e in slack.delivered),
                      what="a redelivery")
@@ -172,13 +172,13 @@ def test_manual_ack_with_payload_and_the_forgotten_ack(slack: FakeSlack, smake: 
         if request.payload["command"] == "/answer":
             futures.append(request.ack({"text": "done"}))
 
-    client.start().result(timeout=5)
+    client.start().result(timeout=30)
     answered = slack.slash_command("/answer", "now")
     forgotten = slack.slash_command("/forget")
     acks = {a.envelope_id: a for a in slack.wait_for_acks(2)}
     assert acks[answered["envelope_id"]].payload == {"text": "done"}
     assert acks[forgotten["envelope_id"]].payload is None
-    assert futures[0].result(timeout=5) is None
+    assert futures[0].result(timeout=30) is None
     assert any("no handler acknowledged" in r.getMessage() for r in all_logs)
 
 
@@ -191,7 +191,7 @@ def test_auto_mode_leaves_response_payloads_to_the_handler(slack: FakeSlack,
         request.ack({"text": f"ran {request.payload['command']}"})
         request.ack({"text": "again"})  # a second ack is the first one's future
 
-    client.start().result(timeout=5)
+    client.start().result(timeout=30)
     slack.slash_command("/deploy")
     slack.interactive({"type": "block_actions"})  # no handler: acked on read
     acks = slack.wait_for_acks(2)
@@ -207,7 +207,7 @@ def test_a_refresh_loses_and_duplicates_nothing(slack: FakeSlack, smake: Make,
     slack.close_delay = 0.2
     client = smake()
     rec = Recorder().attach(client, "message", "reconnecting", "connecting")
-    client.start().result(timeout=5)
+    client.start().result(timeout=30)
     for i in range(20):
         slack.post_message("general", f"before {i}")
     slack.refresh(warning_first=warning_first, grace=0.1)
@@ -227,7 +227,7 @@ def test_fifty_refreshes_with_envelopes_throughout(slack: FakeSlack, smake: Make
     slack.close_delay = 0.05
     client = smake()
     rec = Recorder().attach(client, "message", "reconnecting")
-    client.start().result(timeout=5)
+    client.start().result(timeout=30)
     stop = threading.Event()
     sent: List[str] = []
 
@@ -244,13 +244,13 @@ def test_fifty_refreshes_with_envelopes_throughout(slack: FakeSlack, smake: Make
     try:
         for n in range(50):
             slack.refresh(warning_first=n % 2 == 0, grace=0.02)
-            slack.wait_for_socket_connect_count(n + 2, timeout=5)
-            wait_until(lambda: len(slack.socket_connections) == 1, timeout=5,
+            slack.wait_for_socket_connect_count(n + 2, timeout=30)
+            wait_until(lambda: len(slack.socket_connections) == 1, timeout=30,
                        what="the refreshed connection to close")
     finally:
         stop.set()
         poster.join(5)
-    wait_until(lambda: len(rec.of("message")) >= len(sent), timeout=10,
+    wait_until(lambda: len(rec.of("message")) >= len(sent), timeout=30,
                what="every message")
     got = texts(rec)
     assert got == sent, (len(got), len(sent))
@@ -263,8 +263,8 @@ def test_a_refresh_before_the_connections_end(slack: FakeSlack, smake: Make) -> 
     slack.connection_time = 1
     client = smake()
     rec = Recorder().attach(client, "message", "reconnecting")
-    client.start().result(timeout=5)
-    slack.wait_for_socket_connect_count(3, timeout=5)
+    client.start().result(timeout=30)
+    slack.wait_for_socket_connect_count(3, timeout=30)
     slack.post_message("general", "still here")
     rec.wait_for("message")
     assert rec.of("reconnecting") == []
@@ -273,10 +273,10 @@ def test_a_refresh_before_the_connections_end(slack: FakeSlack, smake: Make) -> 
 def test_link_disabled_ends_the_run(slack: FakeSlack, smake: Make) -> None:
     client = smake()
     rec = Recorder().attach(client, "error", "disconnected", "reconnecting")
-    client.start().result(timeout=5)
+    client.start().result(timeout=30)
     slack.disconnect("link_disabled")
     rec.wait_for("disconnected")
-    assert client.wait(5)
+    assert client.wait(30)
     (err,) = rec.of("error")[0]
     assert isinstance(err, PlatformError) and err.error == "link_disabled"
     assert rec.of("reconnecting") == [] and client.state == "disconnected"
@@ -293,8 +293,8 @@ def test_run_forever_raises_link_disabled(slack: FakeSlack, smake: Make) -> None
 def test_invalid_app_token_is_fatal_with_one_call(slack: FakeSlack, smake: Make) -> None:
     client = smake("xapp-1-A0FAKE-1-" + "0" * 64)
     with pytest.raises(PlatformError, match="invalid_auth"):
-        client.start().result(timeout=5)
-    assert client.wait(5)
+        client.start().result(timeout=30)
+    assert client.wait(30)
     assert slack.call_count("apps.connections.open") == 1
 
 
@@ -311,7 +311,7 @@ def test_too_many_websockets_backs_off(slack: FakeSlack, smake: Make) -> None:
                                    jitter=False))
     rec = Recorder().attach(client, "reconnecting")
     client.start()
-    calls = slack.wait_for_call("apps.connections.open", 4, timeout=10)
+    calls = slack.wait_for_call("apps.connections.open", 4, timeout=30)
     gaps = [b.time - a.time for a, b in zip(calls, calls[1:])]
     assert gaps[1] >= 0.15 and gaps[2] >= 0.35, gaps  # 0.1, 0.2, 0.4: growing
     assert len(rec.of("reconnecting")) >= 3
@@ -321,11 +321,11 @@ def test_a_half_open_connection_is_detected_by_ping_frames(slack: FakeSlack,
                                                            smake: Make) -> None:
     client = smake()
     rec = Recorder().attach(client, "reconnecting", "ready", "message")
-    client.start().result(timeout=5)
+    client.start().result(timeout=30)
     rec.wait_for("ready")
     slack.freeze()
-    rec.wait_for("reconnecting", timeout=5)
-    rec.wait_for("ready", 2, timeout=5)
+    rec.wait_for("reconnecting", timeout=30)
+    rec.wait_for("ready", 2, timeout=30)
     slack.post_message("general", "after")
     rec.wait_for("message")
 
@@ -334,19 +334,19 @@ def test_the_app_token_never_reaches_logs(slack: FakeSlack, smake: Make,
                                           all_logs: List[logging.LogRecord]) -> None:
     slack.close_delay = 0.05
     client = smake(log_level=LogLevel.DEBUG)
-    client.start().result(timeout=5)
+    client.start().result(timeout=30)
     slack.refresh(grace=0.02)
     slack.wait_for_socket_connect_count(2)
     slack.drop()
     slack.wait_for_socket_connect_count(3)
     slack.fail_next("apps.connections.open", "internal_error", times=1)
     slack.disconnect("refresh_requested")
-    slack.wait_for_socket_connect_count(4, timeout=5)
+    slack.wait_for_socket_connect_count(4, timeout=30)
     client.disconnect()
     bad = SocketModeClient("xapp-1-A0FAKE-9-secretsecret", slack_api_url=slack.api_url,
                            log_level=LogLevel.DEBUG, **SM_FAST)
     with pytest.raises(PlatformError) as info:
-        bad.start().result(timeout=5)
+        bad.start().result(timeout=30)
     bad.disconnect()
     assert "secretsecret" not in str(info.value) and "secretsecret" not in repr(bad)
     text = "\n".join(r.getMessage() for r in all_logs)
@@ -356,7 +356,7 @@ def test_the_app_token_never_reaches_logs(slack: FakeSlack, smake: Make,
 
 def test_disconnect_during_a_refresh_leaves_no_thread(slack: FakeSlack, smake: Make) -> None:
     client = smake()
-    client.start().result(timeout=5)
+    client.start().result(timeout=30)
     slack.fail_next("apps.connections.open", delay=2.0, times=1)
     slack.refresh(warning_first=True, grace=5.0)
     slack.wait_for_call("apps.connections.open", 2)
@@ -394,7 +394,7 @@ def test_run_forever_raises_an_error_that_ended_the_run_before_it_was_called(
     """link_disabled between start() and run_forever(): the run is not started again."""
     client = smake()
     rec = Recorder().attach(client, "disconnected")
-    client.start().result(timeout=5)
+    client.start().result(timeout=30)
     slack.disconnect("link_disabled")
     rec.wait_for("disconnected")
     with pytest.raises(PlatformError, match="link_disabled"):
@@ -419,12 +419,12 @@ def test_an_ack_payload_that_is_not_json_raises_and_loses_nothing(slack: FakeSla
             errors.append(exc)
         futures.append(request.ack({"text": "fine"}))
 
-    client.start().result(timeout=5)
+    client.start().result(timeout=30)
     envelope = slack.slash_command("/deploy")
     (ack,) = slack.wait_for_acks(1)
     assert len(errors) == 1
     assert ack.envelope_id == envelope["envelope_id"] and ack.payload == {"text": "fine"}
-    assert futures[0].result(timeout=5) is None
+    assert futures[0].result(timeout=30) is None
 
 
 def test_a_refresh_that_fails_unexpectedly_leaves_refreshes_working(
@@ -433,7 +433,7 @@ def test_a_refresh_that_fails_unexpectedly_leaves_refreshes_working(
     slack.close_delay = 0.1
     client = smake()
     rec = Recorder().attach(client, "message", "reconnecting")
-    client.start().result(timeout=5)
+    client.start().result(timeout=30)
     real = SocketModeRun._open_next
     calls: List[int] = []
 
@@ -445,10 +445,10 @@ def test_a_refresh_that_fails_unexpectedly_leaves_refreshes_working(
 
     monkeypatch.setattr(SocketModeRun, "_open_next", flaky)
     slack.refresh(warning_first=False)  # the refresh fails; the old connection closes
-    rec.wait_for("reconnecting", timeout=3)  # the reader reconnects, it does not hang
-    slack.wait_for_socket_connect_count(2, timeout=5)
+    rec.wait_for("reconnecting", timeout=30)  # the reader reconnects, it does not hang
+    slack.wait_for_socket_connect_count(2, timeout=30)
     slack.refresh(warning_first=False)  # and the next refresh works again
-    slack.wait_for_socket_connect_count(3, timeout=5)
+    slack.wait_for_socket_connect_count(3, timeout=30)
     slack.post_message("general", "after")
     rec.wait_for("message")
     assert len(calls) == 2

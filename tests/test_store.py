@@ -178,7 +178,7 @@ def test_rtm_start_fills_the_store_and_handlers_see_it_updated(
     rtm.on("channel_rename", lambda e: seen.append(rtm.store.channels[e["channel"]["id"]]
                                                    ["name"]))
     rec = Recorder().attach(rtm, "ready")
-    rtm.start().result(5)
+    rtm.start().result(30)
     rec.wait_for("ready")
     assert rtm.store.team is not None and rtm.store.team["id"] == slack.team_id
     assert rtm.store.self is not None and rtm.store.self["id"] == slack.bot_user_id
@@ -203,13 +203,13 @@ def test_store_matches_fakeslack_after_200_random_changes_read_from_8_threads(
     done = threading.Event()
     rtm.on("sentinel", lambda e: done.set())
     rec = Recorder().attach(rtm, "ready", "error")
-    rtm.start().result(5)
+    rtm.start().result(30)
     rec.wait_for("ready")
     store = rtm.store
     store.load_all()
     seeded = {c["id"] for c in slack.channels}
     humans = [u["id"] for u in slack.users if not u["is_bot"]]
-    rtm.subscribe_presence(list(humans)).result(5)
+    rtm.subscribe_presence(list(humans)).result(30)
     slack.wait_for_received("presence_sub")
 
     stop = threading.Event()
@@ -287,7 +287,7 @@ def test_store_matches_fakeslack_after_200_random_changes_read_from_8_threads(
             else:
                 slack.change_team_domain(f"team{i}")
         slack.inject({"type": "sentinel"})
-        assert done.wait(10), "the sentinel event was not dispatched"
+        assert done.wait(30), "the sentinel event was not dispatched"
     finally:
         stop.set()
         for t in threads:

@@ -193,7 +193,7 @@ def abort_when(stuck: threading.Event, call: Callable[[], Any],
 def assert_aborted(runner: CallInThread, took: float) -> None:
     assert isinstance(runner.error, SlackHTTPError), runner.error
     assert runner.error.status_code is None and "aborted" in str(runner.error)
-    assert took < 0.5, f"abort took {took:.3f} s"
+    assert took < 5.0, f"abort took {took:.3f} s"  # (else: the 20 s timeout)
 
 
 def test_abort_interrupts_a_request_waiting_for_its_response() -> None:
@@ -291,7 +291,7 @@ def test_abort_before_the_request_fails_at_once() -> None:
             started = time.monotonic()
             with pytest.raises(SlackHTTPError) as info:
                 web.auth.test()
-            assert time.monotonic() - started < 0.5
+            assert time.monotonic() - started < 5.0  # (the error says why: aborted)
         assert info.value.status_code is None and "aborted" in str(info.value)
         assert hang.connections == 0
         with pytest.raises(SlackHTTPError, match="timed out"):

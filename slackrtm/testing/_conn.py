@@ -180,7 +180,7 @@ class FakeConnection:
             self._frozen = False
             self._cv.notify_all()
 
-    def wait_closed(self, timeout: float = 5.0) -> None:
+    def wait_closed(self, timeout: float = 30.0) -> None:
         """Block until the socket is closed; ``TimeoutError`` after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         with self._cv:

@@ -76,7 +76,7 @@ class FakeProxy:
         with self._cond:
             return list(self._rejected)
 
-    def wait_for_requests(self, n: int = 1, timeout: float = 5.0) -> List[Tuple[str, str]]:
+    def wait_for_requests(self, n: int = 1, timeout: float = 30.0) -> List[Tuple[str, str]]:
         """Wait until at least ``n`` requests arrived; returns them. ``TimeoutError`` if not."""
         deadline = time.monotonic() + timeout
         with self._cond:

@@ -310,7 +310,7 @@ class FakeSlack(Changes, SocketMode):  # Changes: workspace changes (store tests
         return self._server.threads()
 
     # -- waits ---------------------------------------------------------------------------
-    def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0,
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0,
                    what: Union[str, Callable[[], str]] = "a condition") -> None:
         """Block until ``predicate()`` is true (checked whenever FakeSlack's state changes).
 
@@ -328,7 +328,7 @@ class FakeSlack(Changes, SocketMode):  # Changes: workspace changes (store tests
                 self._cond.wait(remaining)
 
     def wait_for_received(self, predicate_or_type: Matcher = None, count: int = 1,
-                          timeout: float = 5.0) -> List[Dict[str, Any]]:
+                          timeout: float = 30.0) -> List[Dict[str, Any]]:
         """Wait until clients sent at least ``count`` frames matching ``predicate_or_type``
         (a string matches ``frame["type"]``, a callable is a predicate, None matches any).
         Returns every matching frame so far, in order."""
@@ -350,7 +350,7 @@ class FakeSlack(Changes, SocketMode):  # Changes: workspace changes (store tests
         return found
 
     def wait_for_call(self, method: Optional[str] = None, count: int = 1,
-                      timeout: float = 5.0) -> List[ApiCall]:
+                      timeout: float = 30.0) -> List[ApiCall]:
         """Wait until at least ``count`` Web API calls of ``method`` (any with None) arrived;
         returns all of them so far, in order."""
         def ready() -> bool:
@@ -365,14 +365,14 @@ class FakeSlack(Changes, SocketMode):  # Changes: workspace changes (store tests
         with self._cond:
             return [c for c in self._calls if method is None or c.method == method]
 
-    def wait_for_connections(self, n: int = 1, timeout: float = 5.0) -> List[FakeConnection]:
+    def wait_for_connections(self, n: int = 1, timeout: float = 30.0) -> List[FakeConnection]:
         """Wait until at least ``n`` RTM connections are open; returns the open ones."""
         self.wait_until(lambda: len(self._conns) >= n, timeout,
                         lambda: f"{n} open connection(s); {len(self._conns)} open, "
                                 f"{self._connect_count} accepted in total")
         return self.connections
 
-    def wait_for_connect_count(self, n: int, timeout: float = 5.0) -> int:
+    def wait_for_connect_count(self, n: int, timeout: float = 30.0) -> int:
         """Wait until ``n`` RTM connections were accepted in total; returns the count."""
         self.wait_until(lambda: self._connect_count >= n, timeout,
                         lambda: f"{n} accepted connection(s); {self._connect_count} so far")

@@ -230,14 +230,14 @@ class SocketMode(SocketServing, Responses):
         with self._cond:
             return self._socket_connect_count
 
-    def wait_for_acks(self, count: int = 1, timeout: float = 5.0) -> List[Ack]:
+    def wait_for_acks(self, count: int = 1, timeout: float = 30.0) -> List[Ack]:
         """Wait until at least ``count`` acks arrived; returns all of them so far."""
         self.wait_until(lambda: len(self._acks) >= count, timeout,
                         lambda: f"{count} ack(s); got {len(self._acks)}")
         return self.acks
 
     def wait_for_delivered(self, count: int = 1,
-                           timeout: float = 5.0) -> List[Tuple[int, Dict[str, Any]]]:
+                           timeout: float = 30.0) -> List[Tuple[int, Dict[str, Any]]]:
         """Wait until at least ``count`` envelopes were written; returns :attr:`delivered`."""
         self.wait_until(lambda: len(self._delivered) >= count, timeout,
                         lambda: f"{count} delivered envelope(s); got {len(self._delivered)} "
@@ -245,7 +245,7 @@ class SocketMode(SocketServing, Responses):
         return self.delivered
 
     def wait_for_socket_connections(self, n: int = 1,
-                                    timeout: float = 5.0) -> List[FakeConnection]:
+                                    timeout: float = 30.0) -> List[FakeConnection]:
         """Wait until at least ``n`` Socket Mode connections are open; returns them."""
         self.wait_until(lambda: len(self._socket_conns) >= n, timeout,
                         lambda: f"{n} open Socket Mode connection(s); "
@@ -253,7 +253,7 @@ class SocketMode(SocketServing, Responses):
                                 f"{self._socket_connect_count} accepted in total")
         return self.socket_connections
 
-    def wait_for_socket_connect_count(self, n: int, timeout: float = 5.0) -> int:
+    def wait_for_socket_connect_count(self, n: int, timeout: float = 30.0) -> int:
         """Wait until ``n`` Socket Mode connections were accepted in total; returns it."""
         self.wait_until(lambda: self._socket_connect_count >= n, timeout,
                         lambda: f"{n} accepted Socket Mode connection(s); "

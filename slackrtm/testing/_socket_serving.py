@@ -54,7 +54,7 @@ class SocketServing(Serving):
     if TYPE_CHECKING:
         def _answer_ack(self, envelope: Dict[str, Any], payload: Any) -> None: ...
 
-        def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0,
+        def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0,
                        what: Union[str, Callable[[], str]] = "a condition") -> None: ...
 
     def _init_socket_mode(self, app_token: Optional[str]) -> None:
