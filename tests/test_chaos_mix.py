@@ -30,7 +30,8 @@ def test_rtm_client_through_the_soak_mix() -> None:
     before = set(threading.enumerate())
     soak = Soak(SECONDS / 60, seed=11, senders=3, verbose=False)
     status = soak.run(server=ServerSide(11))
-    assert soak.violations == [] and status == 0
+    assert not soak.violations, "\n".join(soak.violations)
+    assert status == 0
     assert sum(soak.faults.values()) >= 5, soak.faults
     assert soak.sends["ok"] > 50, soak.sends
     assert not slackrtm_threads()
@@ -45,7 +46,8 @@ def test_socket_mode_client_through_the_soak_mix() -> None:
         status = soak.run(server)
     finally:
         server.close()
-    assert soak.violations == [] and status == 0
+    assert not soak.violations, "\n".join(soak.violations)
+    assert status == 0
     assert sum(soak.faults.values()) >= 5, soak.faults
     assert soak.handled.count > 500 and soak.handled.duplicates == []
     assert soak.server_counts["acks"] >= soak.handled.count

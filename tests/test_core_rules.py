@@ -207,7 +207,7 @@ def test_documented_defaults() -> None:
     assert SLOW_INTERVALS == 10.0
     assert MAX_MESSAGE_LENGTH == 4000
     assert dataclasses.astuple(Timeouts()) == (10.0, 5.0, 30.0, 10.0)
-    assert Seen()._size == 10_000  # (the window the README documents)
+    assert Seen().size == 10_000  # (the window the documentation promises)
 
 
 def test_backoff_factor_one_is_accepted_and_constant() -> None:
@@ -330,3 +330,136 @@ def test_ack_text_is_the_json_slack_expects() -> None:
 
 def test_state_values_are_the_public_names() -> None:
     assert str(State.READY) == "ready" and f"{State.DISCONNECTING}" == "disconnecting"
+
+
+# ---------------------------------------------------------------- across connections
+def lose(core: Core, now: float, reconnect_at: float) -> None:
+    """The connection dies at ``now``; the next one is ready at ``reconnect_at``."""
+    core.connection_lost(RuntimeError("lost"))  # (the run's order: then the state)
+    core.transition(State.RECONNECTING)
+    core.attempt()
+    core.connected(reconnect_at)
+    core.hello()
+
+
+def test_a_new_connection_starts_its_keepalive_clock_afresh() -> None:
+    core = ready(now=0.0)
+    lose(core, 50.0, 100.0)
+    assert core.next_deadline() == pytest.approx(110.0)
+    assert core.tick(105.0) == []
+
+
+def test_a_connection_declared_dead_does_not_silence_the_next_one() -> None:
+    core = ready(now=0.0)
+    core.tick(10.0)
+    assert [type(e) for e in core.tick(15.0)] == [Teardown]
+    lose(core, 15.0, 20.0)
+    assert core.next_deadline() == pytest.approx(30.0)
+    assert [type(e) for e in core.tick(30.0)] == [PingDue]
+
+
+def test_losing_a_connection_before_hello_leaves_no_hello_deadline() -> None:
+    core = Core(dataclasses.replace(T))
+    core.start()
+    core.connected(0.0)
+    core.connection_lost(RuntimeError("lost"))
+    core.transition(State.RECONNECTING)
+    assert core.next_deadline() is None  # no stale deadline to wake for (or spin on)
+    assert core.failures == 1
+
+
+def test_a_connection_lost_while_connecting_counts_as_a_failure() -> None:
+    core = Core(dataclasses.replace(T))
+    core.start()
+    core.connection_lost(RuntimeError("handshake"))
+    assert core.failures == 1
+
+
+def test_a_pause_ends_with_its_connection() -> None:
+    core = ready(now=0.0)
+    core.pause(1.0)
+    lose(core, 2.0, 3.0)
+    assert core.next_deadline() == pytest.approx(13.0)  # not frozen on the new one
+
+
+def test_resume_without_a_pause_changes_nothing() -> None:
+    core = ready(now=0.0)
+    core.resume(50.0)
+    assert core.next_deadline() == pytest.approx(10.0)
+
+
+def test_a_late_pong_of_an_old_ping_does_not_clear_a_new_one() -> None:
+    core = ready(now=0.0)
+    core.tick(10.0)
+    item = core.next_write(10.0)
+    assert item is not None and item[0].type == "ping"
+    old_ping = item[0].id
+    core.switched(12.0)
+    assert [type(e) for e in core.tick(22.0)] == [PingDue]
+    core.inbound({"reply_to": old_ping}, 23.0)  # the old connection's pong, late
+    assert [type(e) for e in core.tick(27.0)] == [Teardown]
+
+
+def test_held_sends_are_signalled_again_on_a_new_connection() -> None:
+    core = ready(rate=SendRate(1.0, 1))
+    for i in range(2):
+        submit(core, "C1", f"a{i}")
+    write_all(core, 0.0)
+    assert [type(e) for e in core.tick(1.0)] == [WriteDue]  # a1 due; not taken yet
+    lose(core, 1.5, 2.0)
+    assert [type(e) for e in core.tick(2.0)] == [WriteDue]  # signalled anew
+    assert write_all(core, 2.0) == ["a1"]
+
+
+def test_a_held_send_not_yet_due_is_not_writable() -> None:
+    core = ready(rate=SendRate(1.0, 1))
+    for i in range(3):
+        submit(core, "C1", f"a{i}")
+    write_all(core, 0.0)
+    core.tick(1.0)
+    assert write_all(core, 1.0) == ["a1"]
+    assert not core.writable()  # a2 is due at 2.0, only 1.0 was signalled
+    core.tick(2.0)
+    assert core.writable()
+
+
+def test_after_drop_all_no_deadline_is_left() -> None:
+    core = Core(dataclasses.replace(T))
+    core.start()
+    core.connected(0.0)
+    core.transition(State.DISCONNECTING)
+    core.drop_all("disconnected")
+    core.transition(State.DISCONNECTED)
+    assert core.next_deadline() is None
+
+
+def test_write_failed_and_requeue_of_internal_sends_resolve_nothing() -> None:
+    core = ready(now=0.0)
+    core.tick(10.0)
+    item = core.next_write(10.0)
+    assert item is not None
+    ping = item[0]
+    assert core.write_failed(ping, OSError("broken")) is None
+    core.presence_ids = ["U1"]
+    lose(core, 11.0, 12.0)  # hello queues the presence re-subscription (internal)
+    item = core.next_write(12.0)
+    assert item is not None and item[0].type == "presence_sub" and item[0].future is None
+    assert core.requeue(item[0], stopping=True) is None  # nothing to fail, nothing raised
+
+
+def test_requeued_internal_and_unpaced_sends_go_back_first_in_line() -> None:
+    core = ready(now=0.0, rate=SendRate(1.0, 3))
+    core.presence_ids = None
+    lose(core, 1.0, 2.0)
+    fut: Future[Any] = Future()
+    assert core.submit("typing", {}, False, fut) is None  # no channel: not paced
+    item = core.next_write(2.0)
+    assert item is not None
+    assert core.requeue(item[0]) is None
+    assert core.outbox and core.outbox[0] is item[0]
+    core.presence_ids = ["U1"]
+    lose(core, 3.0, 4.0)  # hello queues the presence re-subscription (internal)
+    sub = core.next_write(4.0)
+    assert sub is not None and sub[0].type == "presence_sub" and sub[0].future is None
+    assert core.requeue(sub[0]) is None
+    assert core.outbox[0] is sub[0]  # kept: only pings are dropped for a dead connection
