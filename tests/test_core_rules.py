@@ -463,3 +463,13 @@ def test_requeued_internal_and_unpaced_sends_go_back_first_in_line() -> None:
     assert sub is not None and sub[0].type == "presence_sub" and sub[0].future is None
     assert core.requeue(sub[0]) is None
     assert core.outbox[0] is sub[0]  # kept: only pings are dropped for a dead connection
+
+
+def test_a_run_restarted_after_drop_all_counts_its_first_failure() -> None:
+    core = ready(now=0.0)
+    core.transition(State.DISCONNECTING)
+    core.drop_all("disconnected")  # (no connection_lost: the run simply ended)
+    core.transition(State.DISCONNECTED)
+    core.start()
+    core.connection_lost(RuntimeError("handshake"))
+    assert core.failures == 1

@@ -255,3 +255,34 @@ def test_repr_counts_entries() -> None:
     store, _ = store_with()
     store.apply({"type": "team_join", "user": {"id": "U1"}})
     assert repr(store) == "<slackrtm Store: 1 users, 0 channels, 0 ims>"
+
+
+def test_a_cached_conversation_is_read_without_a_call() -> None:
+    store, api = store_with()
+    store.apply({"type": "channel_created", "channel": {"id": "C1", "name": "one"}})
+    store.apply({"type": "im_created", "channel": {"id": "D1", "user": "U1"}})
+    assert store.channel("C1")["name"] == "one"
+    assert store.channel("D1")["user"] == "U1" and store.im("D1")["user"] == "U1"
+    assert api.calls == []
+
+
+def test_an_event_changing_a_cached_channel_during_load_all_wins() -> None:
+    store: Optional[Store] = None
+
+    def users_list(params: Dict[str, Any]) -> Dict[str, Any]:
+        return {"ok": True, "members": []}
+
+    def conversations_list(params: Dict[str, Any]) -> Dict[str, Any]:
+        assert store is not None
+        store.apply({"type": "channel_archive", "channel": "C1"})  # newer than the page
+        store.apply({"type": "im_close", "channel": "D1"})
+        return {"ok": True, "channels": [{"id": "C1", "name": "one", "is_archived": False},
+                                         {"id": "D1", "is_im": True, "is_open": True}]}
+
+    store, _ = store_with(users_list=users_list, conversations_list=conversations_list)
+    store.apply({"type": "channel_created", "channel": {"id": "C1", "name": "one"}})
+    store.apply({"type": "im_created", "channel": {"id": "D1", "user": "U1"}})
+    store._changed.clear()  # cached long ago
+    store.load_all()
+    assert store.channels["C1"]["is_archived"] is True
+    assert store.ims["D1"]["is_open"] is False
