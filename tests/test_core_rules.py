@@ -473,3 +473,39 @@ def test_a_run_restarted_after_drop_all_counts_its_first_failure() -> None:
     core.start()
     core.connection_lost(RuntimeError("handshake"))
     assert core.failures == 1
+
+
+def test_a_reply_to_a_message_is_no_pong_while_the_ping_waits_to_be_written() -> None:
+    core = ready(now=0.0)
+    submit(core, "C1", "m")
+    item = core.next_write(0.0)
+    assert item is not None
+    msg = item[0]
+    assert [type(e) for e in core.tick(10.0)] == [PingDue]  # queued, not written yet
+    core.inbound({"reply_to": msg.id, "ok": True}, 11.0)  # the message's reply
+    assert [type(e) for e in core.tick(15.0)] == [Teardown]  # still no pong
+
+
+def test_the_pong_is_matched_to_the_ping_not_to_a_later_internal_send() -> None:
+    core = ready(now=0.0)
+    core.presence_ids = ["U1"]
+    lose(core, 1.0, 2.0)  # hello queues a presence re-subscription
+    assert [type(e) for e in core.tick(12.0)] == [PingDue]
+    written = []
+    while True:
+        item = core.next_write(12.0)
+        if item is None:
+            break
+        written.append(item[0])
+        core.written(item[0])
+    assert [s.type for s in written] == ["ping", "presence_sub"]
+    core.inbound({"reply_to": written[0].id, "type": "pong"}, 13.0)
+    assert Teardown not in [type(e) for e in core.tick(17.0)]  # the pong was seen
+
+
+def test_paced_before_is_strict() -> None:
+    core = ready(rate=SendRate(1.0, 1))
+    submit(core, "C1", "a0")
+    submit(core, "C1", "a1")
+    write_all(core, 0.0)
+    assert not core.paced_before(1.0) and core.paced_before(1.000001)

@@ -286,3 +286,83 @@ def test_an_event_changing_a_cached_channel_during_load_all_wins() -> None:
     store.load_all()
     assert store.channels["C1"]["is_archived"] is True
     assert store.ims["D1"]["is_open"] is False
+
+
+def test_only_the_authenticated_event_carries_connect_data() -> None:
+    store, _ = store_with()
+    store.before("hello", ({"team": {"id": "T9", "name": "Other"}, "users": [{"id": "UX"}]},),
+                 None)  # type: ignore[arg-type]
+    assert store.team is not None and store.team["id"] == "T1" and "UX" not in store.users
+    store.before("authenticated", ({"team": {"name": "Renamed"}},), None)  # type: ignore[arg-type]
+    assert store.team["name"] == "Renamed"
+
+
+def test_batch_presence_skips_odd_ids_and_uncached_users_without_stopping() -> None:
+    store, _ = store_with()
+    store.apply({"type": "team_join", "user": {"id": "U1", "name": "ann"}})
+    store.apply({"type": "presence_change", "users": [None, "U0", "U1"], "presence": "away"})
+    assert store.users["U1"]["presence"] == "away"
+    store.apply({"type": "team_join", "user": {"id": "U0", "name": "zed"}})
+    assert store.users["U0"]["presence"] == "away"
+
+
+def test_presence_said_while_load_all_runs_wins_over_the_page() -> None:
+    store: Optional[Store] = None
+
+    def users_list(params: Dict[str, Any]) -> Dict[str, Any]:
+        assert store is not None
+        store.apply({"type": "presence_change", "user": "U1", "presence": "active"})
+        return {"ok": True, "members": [{"id": "U1", "name": "ann", "presence": "away"}]}
+
+    store, _ = store_with(users_list=users_list,
+                          conversations_list=lambda p: {"ok": True, "channels": []})
+    store.apply({"type": "team_join", "user": {"id": "U1", "name": "ann"}})
+    store._changed.clear()
+    store.load_all()
+    assert store.users["U1"]["presence"] == "active"
+
+
+def test_defaults_of_created_and_joined_channels() -> None:
+    store, _ = store_with()
+    store.apply({"type": "channel_created", "channel": {"id": "C1", "name": "one"}})
+    store.apply({"type": "group_joined", "channel": {"id": "G1", "name": "g"}})
+    c1, g1 = channel(store, "C1"), channel(store, "G1")
+    assert (c1["is_mpim"], c1["is_im"], c1["is_group"]) == (False, False, False)
+    assert (g1["is_archived"], g1["is_member"]) == (False, True)
+
+
+def test_load_all_replaces_what_changed_before_it_began_and_drops_what_is_gone() -> None:
+    pages = {"channels": [{"id": "C1", "name": "renamed"}],
+             "members": [{"id": "U1", "name": "ann-2"}]}
+
+    def users_list(params: Dict[str, Any]) -> Dict[str, Any]:
+        return {"ok": True, "members": pages["members"]}
+
+    def conversations_list(params: Dict[str, Any]) -> Dict[str, Any]:
+        return {"ok": True, "channels": pages["channels"]}
+
+    store, _ = store_with(users_list=users_list, conversations_list=conversations_list)
+    store.apply({"type": "channel_created", "channel": {"id": "C1", "name": "one"}})
+    store.apply({"type": "channel_created", "channel": {"id": "C9", "name": "gone"}})
+    store.apply({"type": "team_join", "user": {"id": "U1", "name": "ann"}})
+    store.load_all()  # the events came before: the listing is newer
+    assert channel(store, "C1")["name"] == "renamed" and "C9" not in store.channels
+    assert store.users["U1"]["name"] == "ann-2"
+
+
+def test_entries_fetched_one_by_one_are_refreshed_or_dropped_by_load_all() -> None:
+    pages: Dict[str, Any] = {"channels": [], "members": []}
+    store, _ = store_with(
+        users_info=lambda p: {"ok": True, "user": {"id": "U1", "name": "old"}},
+        conversations_info=lambda p: {"ok": True, "channel": {"id": p["channel"],
+                                                              "name": "old"}},
+        users_list=lambda p: {"ok": True, "members": pages["members"]},
+        conversations_list=lambda p: {"ok": True, "channels": pages["channels"]})
+    store.user("U1")
+    store.channel("C1")
+    store.channel("C9")
+    pages["members"] = [{"id": "U1", "name": "new"}]
+    pages["channels"] = [{"id": "C1", "name": "new"}]
+    store.load_all()
+    assert store.users["U1"]["name"] == "new" and channel(store, "C1")["name"] == "new"
+    assert "C9" not in store.channels  # fetched once, gone from the listing: dropped
