@@ -486,6 +486,28 @@ def test_a_reply_to_a_message_is_no_pong_while_the_ping_waits_to_be_written() ->
     assert [type(e) for e in core.tick(15.0)] == [Teardown]  # still no pong
 
 
+def test_a_reply_to_a_message_is_no_pong_once_the_ping_is_written() -> None:
+    core = ready(now=0.0)
+    submit(core, "C1", "m")
+    item = core.next_write(0.0)
+    assert item is not None
+    msg = item[0]
+    core.tick(10.0)
+    ping = core.next_write(10.0)
+    assert ping is not None and ping[0].type == "ping"
+    core.inbound({"reply_to": msg.id, "ok": True}, 11.0)
+    assert [type(e) for e in core.tick(15.0)] == [Teardown]
+
+
+def test_a_lost_connection_forgets_keepalive_pings_only() -> None:
+    core = ready(now=0.0)
+    mine: Future[Any] = Future()
+    assert core.submit("ping", {"note": "mine"}, True, mine) is None  # a user's own ping
+    core.tick(10.0)  # and a keep-alive ping, first in line
+    core.connection_lost(RuntimeError("lost"))
+    assert [(s.type, s.future) for s in core.outbox] == [("ping", mine)]
+
+
 def test_the_pong_is_matched_to_the_ping_not_to_a_later_internal_send() -> None:
     core = ready(now=0.0)
     core.presence_ids = ["U1"]
@@ -509,3 +531,73 @@ def test_paced_before_is_strict() -> None:
     submit(core, "C1", "a1")
     write_all(core, 0.0)
     assert not core.paced_before(1.0) and core.paced_before(1.000001)
+
+
+# ---------------------------------------------------------------- web sends (chat.postMessage)
+def web_send(core: Core, channel: str, text: str) -> Future[Any]:
+    fut: Future[Any] = Future()
+    assert core.submit("message", {"channel": channel, "text": text}, True, fut,
+                       web=True) is None
+    return fut
+
+
+def test_a_web_send_is_handed_over_with_an_id_and_awaits_no_socket_reply() -> None:
+    core = ready(rate=SendRate(1.0, 3))
+    web_send(core, "C1", "w")
+    item = core.next_write(0.0)
+    assert item is not None
+    send, text = item
+    assert send.web and send.id >= 1 and text == ""  # the poster posts it
+    assert core.pending == {} and core.next_deadline() == pytest.approx(10.0)
+
+
+def test_http_429_holds_a_web_send_once_until_retry_after() -> None:
+    core = ready(rate=SendRate(1.0, 3))
+    web_send(core, "C1", "w")
+    send, _ = core.next_write(0.0)  # type: ignore[misc]
+    assert core.rate_limited(send, 5.0, 0.0) is True
+    assert send.retried and send.id == 0
+    assert core.next_write(4.9) is None  # no token before Retry-After
+    again = core.next_write(5.0)
+    assert again is not None and again[0] is send and send.id > 0
+    assert core.rate_limited(send, 5.0, 5.0) is False  # resent once only
+    unpaced = ready()
+    web_send(unpaced, "C1", "w")
+    item = unpaced.next_write(0.0)
+    assert item is not None and unpaced.rate_limited(item[0], 5.0, 0.0) is False
+
+
+def test_a_negative_retry_after_waits_for_the_slowed_rate_only() -> None:
+    core = ready(rate=SendRate(10.0, 3))
+    web_send(core, "C1", "w")
+    send, _ = core.next_write(0.0)  # type: ignore[misc]
+    assert core.rate_limited(send, -3.0, 0.0) is True
+    assert core.next_write(0.19) is None
+    assert core.next_write(0.2) is not None  # one token at half rate (5/s): 0.2 s
+
+
+def test_http_429_while_stopping_is_not_held() -> None:
+    core = ready(rate=SendRate(1.0, 3))
+    web_send(core, "C1", "w")
+    send, _ = core.next_write(0.0)  # type: ignore[misc]
+    core.transition(State.DISCONNECTING)
+    assert core.rate_limited(send, 1.0, 0.0) is False and not send.retried
+
+
+def test_a_reply_to_a_message_carries_its_channel() -> None:
+    core = ready()
+    fut = submit(core, "C1", "m")
+    send, _ = core.next_write(0.0)  # type: ignore[misc]
+    effects = core.inbound({"reply_to": send.id, "ok": True, "ts": "1.0", "text": "m"}, 1.0)
+    assert [e.result for e in effects if isinstance(e, Resolve)] == [
+        {"reply_to": send.id, "ok": True, "ts": "1.0", "text": "m", "channel": "C1"}]
+    assert effects[0].future is fut  # type: ignore[union-attr]
+    typing: Future[Any] = Future()
+    core.submit("typing", {"channel": "C1"}, True, typing)
+    t, _ = core.next_write(1.0)  # type: ignore[misc]
+    effects = core.inbound({"reply_to": t.id, "ok": True}, 2.0)
+    assert effects[0].result == {"reply_to": t.id, "ok": True}  # type: ignore[union-attr]
+    m2 = submit(core, "C1", "m2")
+    s2, _ = core.next_write(2.0)  # type: ignore[misc]
+    effects = core.inbound({"reply_to": s2.id, "ok": True, "channel": "D9"}, 3.0)
+    assert effects[0].result["channel"] == "D9" and effects[0].future is m2  # type: ignore
