@@ -163,6 +163,9 @@ EQUIVALENT: Dict[Tuple[str, str, str, str], str] = {
         "await_reply is never read for an internal send (no future)",
     ("core", "Core.tick", "self.outbox.appendleft(Send(\"ping\", {}, False, None))",
      "False -> True"): "await_reply is never read for an internal send (no future)",
+    # -- envelope
+    ("envelope", "ack_text", "if _PLAIN_ID(envelope_id):  # Slack's ids (UUIDs): nothing to "
+     "escape", "remove if"): "the fast path writes what the encoder writes for a plain id",
     # -- store
     ("store", "Store._update", "if not isinstance(cid, str):", "remove if"):
         "a non-string id finds no cached entry (hashable) or raises TypeError, caught",
