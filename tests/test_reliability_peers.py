@@ -24,8 +24,12 @@ QUICK = dict(client_ping_timeout=1.0, server_pong_timeout=0.5, hello_timeout=5.0
 def test_rtm_sends_never_block_on_a_peer_that_stopped_reading() -> None:
     with RawSlack(lambda conn: None, rcvbuf=4096) as raw:
         raw.behave = keep_sending(raw, lambda i: {"type": "noise", "n": i}, 0.05)
+        # the stalled writer is found dead after client_ping_timeout (8 s): a send that
+        # blocked on it would block that long, far above the bound below, which leaves a
+        # loaded machine's scheduling room
         rtm = RTMClient("xoxb-1-2-abc", slack_api_url=raw.api_url, reply_timeout=600.0,
-                        send_rate=None, **QUICK)
+                        send_rate=None, **dict(QUICK, client_ping_timeout=8.0,
+                                               server_pong_timeout=4.0))
         futures: List[Future[Any]] = []
         try:
             rtm.start().result(timeout=30)
@@ -40,7 +44,7 @@ def test_rtm_sends_never_block_on_a_peer_that_stopped_reading() -> None:
                     slowest = max(slowest, time.monotonic() - t0)
                 time.sleep(0.05)
             assert raw.ws_count >= 2, "the stalled connection was never replaced"
-            assert slowest < 0.5, f"a send_message call blocked for {slowest:.2f} s"
+            assert slowest < 3.0, f"a send_message call blocked for {slowest:.2f} s"
             # the write in progress when the peer stopped reading failed as documented
             wait_until(lambda: any(f.done() and isinstance(f.exception(0),
                                                            NoReplyReceivedError)
@@ -93,7 +97,9 @@ def test_socket_mode_acks_stay_bounded_against_a_peer_that_stopped_reading() -> 
             assert "stopped taking writes" in reason or "no pong" in reason, reason
         finally:
             client.disconnect()
-        assert most <= BOUND_HIGH + 2_000, f"{most} acks queued: unbounded"
+        # bounded near BOUND_HIGH (reads overshoot it by what arrives before reading pauses,
+        # more on a loaded machine); unbounded was 100,000+ within seconds
+        assert most <= 2 * BOUND_HIGH, f"{most} acks queued: unbounded"
         assert len(handled) > 1_000  # it did read and dispatch meanwhile
 
 

@@ -250,8 +250,10 @@ def test_blocks_go_through_rtm_in_order_with_plain_messages(slack: FakeSlack,
 @pytest.mark.parametrize("kind", KINDS)
 def test_disconnect_fails_each_delayed_send_once(slack: FakeSlack, make: Any,
                                                  kind: str) -> None:
-    client = make(kind, send_rate=SendRate(per_second=0.5, burst=1))
-    client.start().result(timeout=10)
+    # one token per 20 s: no held send can get its token before disconnect(), however
+    # slow the machine
+    client = make(kind, send_rate=SendRate(per_second=0.05, burst=1))
+    client.start().result(timeout=30)
     general = slack.channel_id("general")
     futs = [client.send_message(f"m{i}", general) for i in range(5)]
     assert futs[0].result(timeout=10)["ok"]
