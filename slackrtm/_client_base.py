@@ -17,9 +17,10 @@ from types import TracebackType
 from typing import Any, Callable, Dict, Optional, Type, TypeVar, Union, overload
 
 from slackrtm._engine.backoff import Backoff
-from slackrtm._engine.core import Core, State, Timeouts
+from slackrtm._engine.core import Core, Send, State, Timeouts
 from slackrtm._engine.dispatch import Registry
 from slackrtm._engine.lifetime import EXIT_GRACE, track
+from slackrtm._engine.pacing import Pacer
 from slackrtm._engine.run import Run, monotonic
 from slackrtm._health import Replicated
 from slackrtm._log import Log
@@ -95,6 +96,7 @@ class BaseClient(Replicated):
         ssl_context: Optional[ssl.SSLContext],
         web_client: Optional[WebClient],
         max_backlog: int,
+        pacer: Optional[Pacer[Send]] = None,
     ) -> None:
         token = clean_token(token, owner=type(self).__name__, kind=self._token_kind)
         if server_pong_timeout >= client_ping_timeout:
@@ -130,11 +132,10 @@ class BaseClient(Replicated):
         self._post_web: Optional[WebClient] = None
         self._lock = threading.Lock()
         self._core = Core(Timeouts(client_ping_timeout, server_pong_timeout, reply_timeout,
-                                   hello_timeout), backoff or Backoff())
-        self._core.on_transition = self._on_transition
+                                   hello_timeout), backoff or Backoff(),
+                          on_transition=self._on_transition, redact=self._log.redact,
+                          on_odd=self._on_odd, pacer=pacer)
         self._odd_kinds: set[str] = set()
-        self._core.on_odd = self._on_odd
-        self._core.redact = self._log.redact
         self._registry = Registry()
         self._run: Optional[Run] = None
         self._connect_data: Optional[Dict[str, Any]] = None

@@ -90,10 +90,9 @@ class RTMClient(SendingClient):
             client_ping_timeout=client_ping_timeout, server_pong_timeout=server_pong_timeout,
             reply_timeout=reply_timeout, hello_timeout=hello_timeout, backoff=backoff,
             log_level=log_level, logger=logger, proxy=proxy, ssl_context=ssl_context,
-            web_client=web_client, max_backlog=max_backlog)
+            web_client=web_client, max_backlog=max_backlog, pacer=pacer)
         self._use_rtm_connect = use_rtm_connect
         self._setup_dedupe(dedupe, local_default=False)
-        self._core.pacer = pacer
         self._post_web = self._poster_client(token, proxy)
         self._store, self._backfill = attach(
             self._registry, self._web, self._log, store=store, backfill=backfill,

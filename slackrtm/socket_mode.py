@@ -124,11 +124,10 @@ class SocketModeClient(SendingClient):
             client_ping_timeout=client_ping_timeout, server_pong_timeout=server_pong_timeout,
             reply_timeout=30.0, hello_timeout=hello_timeout, backoff=backoff,
             log_level=log_level, logger=logger, proxy=proxy, ssl_context=ssl_context,
-            web_client=web_client, max_backlog=max_backlog)
+            web_client=web_client, max_backlog=max_backlog, pacer=pacer)
         self._manual_ack = ack == "manual"
         self._setup_dedupe(dedupe, local_default=True)
         self._debug_reconnects = bool(debug_reconnects)
-        self._core.pacer = pacer
         if bot_token is not None:
             self._log.add_secret(bot_token)
             self._post_web = self._poster_client(bot_token, proxy)

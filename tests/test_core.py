@@ -187,7 +187,7 @@ def test_reply_timeout_fails_in_write_order() -> None:
     write_all(core, 0.0)
     core.submit("message", {"text": "b"}, True, b)
     write_all(core, 5.0)
-    core.last_inbound = 100.0  # no ping in the way
+    core.heard(100.0)  # no ping in the way
     assert core.next_deadline() == 30.0
     assert core.tick(29.9) == []
     effects = core.tick(30.0)
@@ -216,7 +216,7 @@ def test_write_failure_and_requeue() -> None:
 # ---------------------------------------------------------------- keep-alive
 def test_ping_after_silence_and_pong_clears_it() -> None:
     core = ready_core(now=0.0)
-    core.last_inbound = 0.0
+    core.heard(0.0)
     assert core.next_deadline() == 10.0
     assert core.tick(9.99) == []
     effects = core.tick(10.0)
@@ -225,7 +225,7 @@ def test_ping_after_silence_and_pong_clears_it() -> None:
     assert ping["type"] == "ping" and core.ping_id == ping["id"]
     assert core.next_deadline() == 15.0
     core.inbound({"type": "pong", "reply_to": ping["id"]}, 11.0)
-    core.last_inbound = 11.0
+    core.heard(11.0)
     assert core.ping_id is None and core.ping_deadline is None
     assert core.next_deadline() == 21.0
 
@@ -243,7 +243,7 @@ def test_other_inbound_frames_do_not_count_as_pong() -> None:
     core = ready_core(now=0.0)
     core.tick(10.0)
     write_all(core, 10.0)
-    core.last_inbound = 12.0  # events keep coming, but no pong
+    core.heard(12.0)  # events keep coming, but no pong
     assert core.inbound({"type": "message"}, 12.0) == []
     assert isinstance(core.tick(15.0)[0], Teardown)
 

@@ -161,7 +161,7 @@ class CoreMachine(RuleBasedStateMachine):
     @rule()
     def hello(self) -> None:
         queued = self.queued_user_futures()
-        self.core.last_inbound = self.now
+        self.core.heard(self.now)
         self.core.hello()
         assert self.core.failures == 0 and self.core.hello_deadline is None
         assert self.queued_user_futures() == queued
@@ -219,7 +219,7 @@ class CoreMachine(RuleBasedStateMachine):
                 self.take_write()
             elif self.core.pending:
                 sid = next(iter(self.core.pending))
-                self.core.last_inbound = self.now
+                self.core.heard(self.now)
                 self.apply(self.core.inbound({"ok": True, "reply_to": sid}, self.now))
             else:
                 self.submit(True, "message", [])
@@ -359,7 +359,7 @@ class CoreMachine(RuleBasedStateMachine):
         frame: Dict[str, Any] = {"ok": ok, "reply_to": reply_to}
         if not ok:
             frame["error"] = {"code": 2, "msg": "message text is missing"}
-        self.core.last_inbound = self.now
+        self.core.heard(self.now)
         effects = self.core.inbound(frame, self.now)
         if was_ping:
             assert self.core.ping_id is None and self.core.ping_deadline is None
@@ -389,7 +389,7 @@ class CoreMachine(RuleBasedStateMachine):
                 isinstance(reply_to, int) and reply_to in self.core.pending:
             return  # a real reply: the rule above covers those
         pending_before = dict(self.core.pending)
-        self.core.last_inbound = self.now
+        self.core.heard(self.now)
         effects = self.core.inbound(frame, self.now)
         if reply_to is None:
             assert effects == []
@@ -405,7 +405,7 @@ class CoreMachine(RuleBasedStateMachine):
         k = data.draw(st.sampled_from(sorted(self.core.pending)))
         reply_to = data.draw(st.sampled_from(LOOK_ALIKES))(k)
         pending_before = dict(self.core.pending)
-        self.core.last_inbound = self.now
+        self.core.heard(self.now)
         assert self.core.inbound({"ok": True, "reply_to": reply_to}, self.now) == []
         assert self.core.pending == pending_before
 

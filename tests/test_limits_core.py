@@ -23,8 +23,7 @@ SLOW = {"code": -1, "msg": "slow down, too many messages..."}
 
 
 def paced_core(rate: float = 1.0, burst: int = 3) -> Core:
-    core = Core(dataclasses.replace(T))
-    core.pacer = Pacer(SendRate(rate, burst))
+    core = Core(dataclasses.replace(T), pacer=Pacer(SendRate(rate, burst)))
     core.start()
     core.connected(0.0)
     core.hello()

@@ -1,39 +1,44 @@
-"""The WebSocket transport: the only code that touches the socket.
+"""The WebSocket transport: the only code that touches an open connection's socket.
 
-websocket-client performs the handshake (proxy tunnel, TLS) and frames what we write.
-Reading is done here, straight from the socket in large chunks: server frames are
-unmasked, so parsing them is a few slices, and text is validated as UTF-8 by
-``bytes.decode`` in C instead of websocket-client's pure-Python validator.
-Errors of websocket-client and the socket are turned into :class:`WebsocketError` here.
+Opening is :mod:`slackrtm._engine.handshake`'s job and the frame format
+:mod:`slackrtm._engine.frames`'. Reading is done here, straight from the socket in large
+chunks: server frames are unmasked, so parsing them is a few slices, and text is validated
+as UTF-8 by ``bytes.decode`` in C instead of websocket-client's pure-Python validator.
+Errors of the socket are turned into :class:`WebsocketError` here.
 """
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 import ssl
-import struct
 import threading
 import time
 from typing import Any, Callable, List, Optional, Tuple
-from urllib.parse import urlsplit
 
 import websocket
 
-from slackrtm._web.netconfig import ProxyConfig, require_socks
+from slackrtm._engine.frames import (
+    MAX_MESSAGE,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    U16,
+    U64,
+    client_frame,
+)
+from slackrtm._engine.handshake import abort_handshake, connect, describe, safe_url
+from slackrtm._web.netconfig import ProxyConfig
 from slackrtm.errors import WebsocketError
 
-OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+__all__ = ["MAX_MESSAGE", "Message", "NotWritten", "Transport", "abort_handshake",
+           "client_frame", "safe_url"]
+
 _CHUNK = 65536
-#: Largest message accepted; a bigger one fails the connection instead of eating memory.
-MAX_MESSAGE = 64 * 1024 * 1024
 _monotonic = time.monotonic
-_U16 = struct.Struct("!H")
-_U64 = struct.Struct("!Q")
-# websocket-client reads NO_PROXY itself when this list is empty, and up to 1.8 always
-# bypasses an explicit proxy for localhost: a list that matches no host stops both.
-_MATCH_NO_HOST = ["\x00"]
 
 #: A received message: ``(text, None)`` for a text frame, ``(None, payload)`` for binary.
 Message = Tuple[Optional[str], Optional[bytes]]
@@ -45,64 +50,6 @@ class _PollTimeout(Exception):
 
 class NotWritten(WebsocketError):
     """The connection was already torn down: not a byte of the message was written."""
-
-
-class _MaskKeys:
-    """Masking keys from the OS's strong random source, fetched 4 KiB at a time (one
-    getrandom call per 1,024 frames instead of one per frame)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pool = b""
-        self._pos = 0
-
-    def take(self) -> bytes:
-        with self._lock:
-            if self._pos >= len(self._pool):
-                self._pool = os.urandom(4096)
-                self._pos = 0
-            key = self._pool[self._pos:self._pos + 4]
-            self._pos += 4
-            return key
-
-
-_mask_keys = _MaskKeys()
-
-
-def client_frame(payload: bytes, opcode: int) -> bytes:
-    """A whole, masked client frame (RFC 6455 5.2-5.3) carrying ``payload``."""
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 65536:
-        head = bytes((0x80 | opcode, 0xFE)) + _U16.pack(n)
-    else:
-        head = bytes((0x80 | opcode, 0xFF)) + _U64.pack(n)
-    key = _mask_keys.take()
-    if n:
-        # XOR with the repeated key as one big-integer operation: fast in C at any size
-        stream = (key * (n // 4 + 1))[:n]
-        masked = (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(
-            n, "big")
-    else:
-        masked = b""
-    return head + key + masked
-
-
-def abort_handshake(ws: Any) -> None:
-    """Interrupt a handshake in progress on another thread (its socket, once it has one)."""
-    sock = getattr(ws, "sock", None)
-    if sock is not None:
-        try:
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-def safe_url(url: str) -> str:
-    """The URL reduced to scheme and host: its path and query carry a one-time ticket."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}{':' + str(parts.port) if parts.port else ''}"
 
 
 class Transport:
@@ -139,52 +86,9 @@ class Transport:
     def open(cls, url: str, *, timeout: float, proxy: Optional[ProxyConfig],
              ssl_context: Optional[ssl.SSLContext],
              publish: Optional[Callable[[Any], None]] = None) -> Transport:
-        """Open a connection to ``url`` through ``proxy`` (HTTP CONNECT or SOCKS), or directly.
-
-        ``publish`` gets the websocket-client object before the connection starts, so
-        another thread can interrupt the handshake with :func:`abort_handshake`.
-        """
-        options: dict[str, Any] = {
-            "timeout": timeout,
-            "skip_utf8_validation": True,
-            "enable_multithread": False,  # writes are serialised by our own lock
-            "sockopt": ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
-            "suppress_origin": True,
-        }
-        if ssl_context is not None:
-            options["sslopt"] = {"context": ssl_context}
-        if proxy is not None:
-            try:
-                require_socks(proxy, legs=("ws",))
-            except ImportError as exc:
-                raise WebsocketError(str(exc)) from None
-            options.update(http_proxy_host=proxy.host, http_proxy_port=proxy.port,
-                           http_proxy_auth=proxy.auth, proxy_type=proxy.scheme,
-                           http_no_proxy=_MATCH_NO_HOST)
-        else:
-            options["http_no_proxy"] = ["*"]
-        host = safe_url(url)
-        ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=False,
-                                 sockopt=options.pop("sockopt"),
-                                 sslopt=options.pop("sslopt", None))
-        options.pop("skip_utf8_validation")
-        options.pop("enable_multithread")
-        if publish is not None:
-            publish(ws)
-        try:
-            ws.connect(url, **options)  # type: ignore[no-untyped-call,unused-ignore]
-        except websocket.WebSocketBadStatusException as exc:
-            status = getattr(exc, "status_code", "?")
-            raise WebsocketError(f"WebSocket handshake with {host} refused: HTTP {status}") \
-                from None
-        except ssl.SSLError as exc:
-            raise WebsocketError(f"TLS failed while connecting to {host}: {exc}") from None
-        except (OSError, websocket.WebSocketException) as exc:
-            raise WebsocketError(
-                f"could not open the WebSocket to {host}: {_describe(exc)}") from None
-        if ws.sock is None:
-            raise WebsocketError(f"the WebSocket to {host} closed during the handshake")
-        ws.sock.settimeout(None)  # reads block until data or teardown (shutdown wakes them)
+        """Open a connection to ``url`` (see :func:`slackrtm._engine.handshake.connect`)."""
+        ws, host = connect(url, timeout=timeout, proxy=proxy, ssl_context=ssl_context,
+                           publish=publish)
         return cls(ws, host)
 
     # ------------------------------------------------------------------ writing
@@ -211,7 +115,7 @@ class Transport:
                     raise NotWritten(f"the connection to {self.host} is closed")
                 self._send_all(data)
         except (OSError, websocket.WebSocketException) as exc:
-            raise WebsocketError(f"writing to {self.host} failed: {_describe(exc)}") from None
+            raise WebsocketError(f"writing to {self.host} failed: {describe(exc)}") from None
 
     def _send_all(self, data: bytes) -> None:
         """``sendall``, noting when each part went out: a write that makes no progress
@@ -283,7 +187,7 @@ class Transport:
         except (OSError, ValueError) as exc:
             if self._closed.is_set():
                 raise WebsocketError(f"the connection to {self.host} was closed") from None
-            raise WebsocketError(f"reading from {self.host} failed: {_describe(exc)}") from None
+            raise WebsocketError(f"reading from {self.host} failed: {describe(exc)}") from None
         if not ready:
             raise _PollTimeout()
         if waker is not None and waker.fileno() in ready:
@@ -303,7 +207,7 @@ class Transport:
             if self._closed.is_set():
                 raise WebsocketError(f"the connection to {self.host} was closed") from None
             raise WebsocketError(
-                f"reading from {self.host} failed: {_describe(exc)}") from None
+                f"reading from {self.host} failed: {describe(exc)}") from None
         if not n:
             raise WebsocketError(f"{self.host} closed the connection without a close frame")
         self._buf += self._rview[:n]
@@ -348,12 +252,12 @@ class Transport:
                 if length == 126:
                     if end - pos < 4:
                         break
-                    length = _U16.unpack_from(buf, pos + 2)[0]
+                    length = U16.unpack_from(buf, pos + 2)[0]
                     head = 4
                 elif length == 127:
                     if end - pos < 10:
                         break
-                    length = _U64.unpack_from(buf, pos + 2)[0]
+                    length = U64.unpack_from(buf, pos + 2)[0]
                     head = 10
                 if length > MAX_MESSAGE:
                     raise WebsocketError(
@@ -386,7 +290,7 @@ class Transport:
             if op == OP_PING:
                 self._send_control(payload, OP_PONG)
             elif op == OP_CLOSE:
-                code = _U16.unpack_from(payload)[0] if len(payload) >= 2 else 1005
+                code = U16.unpack_from(payload)[0] if len(payload) >= 2 else 1005
                 reason = payload[2:].decode("utf-8", "replace")
                 self.close_received = (code, reason)
                 if not self.close_sent:
@@ -471,7 +375,7 @@ class Transport:
         if self._send_lock.acquire(timeout=wait):
             try:
                 self.close_sent = True
-                self._sock.sendall(client_frame(_U16.pack(1000), OP_CLOSE))
+                self._sock.sendall(client_frame(U16.pack(1000), OP_CLOSE))
             except OSError:
                 pass
             finally:
@@ -487,15 +391,10 @@ class Transport:
         never for the answer), then abort."""
         if not self._closed.is_set() and not self.close_sent:
             self.close_sent = True
-            self._send_control(_U16.pack(1000), OP_CLOSE, wait)
+            self._send_control(U16.pack(1000), OP_CLOSE, wait)
         self.abort()
 
     @property
     def closed(self) -> bool:
         """Whether :meth:`abort` or :meth:`close` was called."""
         return self._closed.is_set()
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text

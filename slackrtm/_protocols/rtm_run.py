@@ -71,13 +71,13 @@ class RTMRun(Run):
                         reconnect = etype
             if replies:
                 with lock:
-                    core.last_inbound = now
+                    core.heard(now)
                     effects: List[Any] = []
                     for frame in replies:
                         effects.extend(core.inbound(frame, now))
                 self.settle(effects)
             else:
-                core.last_inbound = now  # a float store: atomic, read under the lock later
+                core.heard(now)  # no lock needed: see Core.heard
             if entries:
                 stop = self.deliver(entries, len(entries) - (ready_at >= 0), transport)
                 if stop is not None:

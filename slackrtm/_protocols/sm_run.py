@@ -297,13 +297,13 @@ class SocketModeRun(Run):
         replies = self.pongs_as_replies(transport) if transport.pongs else []
         if replies:
             with c._lock:
-                core.last_inbound = now
+                core.heard(now)
                 effects: List[Any] = []
                 for reply in replies:
                     effects.extend(core.inbound(reply, now))
             self.settle(effects)
         elif transport is self.transport:
-            core.last_inbound = now
+            core.heard(now)
         if entries:
             stop = self.deliver(entries, len(entries) - (ready_at >= 0), transport)
             if stop is not None:
