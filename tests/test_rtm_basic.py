@@ -31,7 +31,8 @@ def test_public_api_is_pinned() -> None:
         "SendWhileDisconnectedError", "NoReplyReceivedError", "WebsocketError",
         "KeepAliveConfigError", "SlackApiError", "SlackHTTPError", "RateLimitedError",
         "MessageTooLongError", "SendRate", "SocketModeClient", "SocketModeRequest",
-        "Dedupe", "MemoryDedupe", "__version__"])
+        "Dedupe", "MemoryDedupe", "ReconnectRequested", "TooManyWebsockets",
+        "__version__"])
     for name in slackrtm.__all__:
         assert getattr(slackrtm, name) is not None
 

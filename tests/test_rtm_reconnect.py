@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Callable, List
 
@@ -13,6 +14,7 @@ from slackrtm import (
     NoReplyReceivedError,
     PlatformError,
     RateLimitedError,
+    ReconnectRequested,
     RTMClient,
     SlackHTTPError,
     WebsocketError,
@@ -202,6 +204,31 @@ def test_no_auto_reconnect_run_forever_raises(slack: FakeSlack, make: Make) -> N
     with pytest.raises(WebsocketError):
         rtm.run_forever()
     assert isinstance(rec.of("error")[0][0], WebsocketError)
+
+
+def test_no_auto_reconnect_goodbye_ends_the_run_as_planned(slack: FakeSlack,
+                                                          make: Make) -> None:
+    rtm = make(auto_reconnect=False)
+    rec = Recorder().attach(rtm, "error")
+    rtm.start().result(timeout=5)
+    slack.goodbye()
+    assert rtm.wait(10)
+    (err,) = rec.of("error")
+    assert isinstance(err[0], ReconnectRequested) and err[0].event == "goodbye"
+    assert "reconnecting" not in str(err[0])  # nothing reconnects: the message says so
+    assert slack.connect_count == 1
+
+
+def test_goodbye_reconnects_without_a_warning(slack: FakeSlack, make: Make,
+                                              all_logs: List[logging.LogRecord]) -> None:
+    rtm = make()
+    rec = Recorder().attach(rtm, "ready")
+    rtm.start().result(timeout=5)
+    slack.goodbye()
+    rec.wait_for("ready", 2, timeout=30)
+    assert not [r for r in all_logs if r.levelno >= logging.WARNING]
+    assert any("Slack sent 'goodbye': it closes this connection: reconnecting"
+               in r.getMessage() for r in all_logs)
 
 
 def test_handshake_failure_is_retried(slack: FakeSlack, make: Make) -> None:

@@ -17,6 +17,7 @@ from slackrtm._tokens import token_hint
 from slackrtm.errors import (
     PlatformError,
     RateLimitedError,
+    ReconnectRequested,
     SlackApiError,
     SlackHTTPError,
     SlackRTMError,
@@ -136,7 +137,10 @@ class Attempts:
             if not c._auto_reconnect:
                 self._fail(reason)
                 return
-            self.log.warn(f"connection lost, reconnecting: {reason}")
+            if isinstance(reason, ReconnectRequested):  # planned by Slack: no failure
+                self.log.info(f"{reason}: reconnecting")
+            else:
+                self.log.warn(f"connection lost, reconnecting: {reason}")
             with c._lock:
                 delay = max(c._core.reconnect_delay(), self._extra_delay(reason))
             if not self._wait_backoff(delay):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any, Optional
 
-from slackrtm._engine.pacing import EPS, Bucket
+from slackrtm._bucket import EPS, Bucket
 
 
 class SharedBucket:

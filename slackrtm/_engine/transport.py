@@ -32,7 +32,7 @@ from slackrtm._engine.frames import (
 )
 from slackrtm._engine.handshake import abort_handshake, connect, describe, safe_url
 from slackrtm._web.netconfig import ProxyConfig
-from slackrtm.errors import WebsocketError
+from slackrtm.errors import NotWritten, WebsocketError  # NotWritten: also imported from here
 
 __all__ = ["MAX_MESSAGE", "Message", "NotWritten", "Transport", "abort_handshake",
            "client_frame", "safe_url"]
@@ -46,10 +46,6 @@ Message = Tuple[Optional[str], Optional[bytes]]
 
 class _PollTimeout(Exception):
     """A read with :meth:`Transport.poll_every` set found no data in time."""
-
-
-class NotWritten(WebsocketError):
-    """The connection was already torn down: not a byte of the message was written."""
 
 
 class Transport:

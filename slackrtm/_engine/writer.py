@@ -17,10 +17,11 @@ from typing import Callable, Deque, List, Optional
 from slackrtm._engine.core import Resolve, Send, State
 from slackrtm._engine.host import Host, apply, monotonic
 from slackrtm._engine.split import unencodable
-from slackrtm._engine.transport import NotWritten, Transport
+from slackrtm._engine.transport import Transport
 from slackrtm._log import Log
 from slackrtm.errors import (
     NoReplyReceivedError,
+    NotWritten,
     SendWhileDisconnectedError,
     SlackRTMError,
     WebsocketError,

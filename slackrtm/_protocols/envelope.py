@@ -8,16 +8,14 @@ import json
 import re
 import threading
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import Any, Dict, Optional, Protocol
 
 from slackrtm._engine.dedupe import Seen, envelope_key
-from slackrtm._engine.run import Bound
 from slackrtm._engine.transport import Transport
+from slackrtm._engine.writer import Bound
+from slackrtm._log import Log
 
-__all__ = ["Seen", "SocketModeRequest", "ack_text"]
-
-if TYPE_CHECKING:  # pragma: no cover
-    from slackrtm._protocols.sm_run import SocketModeRun
+__all__ = ["Acknowledger", "Seen", "SocketModeRequest", "ack_text"]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
@@ -45,6 +43,21 @@ def ack_text(envelope_id: str, payload: Optional[Dict[str, Any]] = None) -> str:
                              f"sent: it holds a lone surrogate at character {exc.start} "
                              "(UTF-8 cannot encode it); nothing was sent") from None
     return '{"envelope_id":' + _ascii(envelope_id) + ',"payload":' + body + "}"
+
+
+class Acknowledger(Protocol):
+    """What a request needs of the run it came on (``SocketModeRun``): its log, and a way
+    to queue an acknowledgement for the connection it came on."""
+
+    log: Log
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the client's health counter ``name``."""
+
+    def acknowledge(self, text: str, via: Optional[Transport],
+                    future: Optional[Future[None]]) -> None:
+        """Queue ``text`` for ``via`` (or the next ready connection); ``future`` resolves
+        once it is written."""
 
 
 class SocketModeRequest:
@@ -83,7 +96,7 @@ class SocketModeRequest:
         "type",
     )
 
-    def __init__(self, envelope: Dict[str, Any], run: SocketModeRun,
+    def __init__(self, envelope: Dict[str, Any], run: Acknowledger,
                  via: Optional[Transport], manual: bool) -> None:
         self.envelope = envelope
         self.envelope_id: str = envelope["envelope_id"]
@@ -139,7 +152,7 @@ class SocketModeRequest:
         if payload is not None and not self.accepts_response_payload:
             self._run.log.warn(f"envelope {self.envelope_id} ({self.type}) accepts no "
                                "response payload: Slack ignores it")
-        self._run.c._counters.add("acked")
+        self._run.count("acked")
         self._run.acknowledge(text, self._via, future)
         return future
 

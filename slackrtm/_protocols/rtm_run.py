@@ -9,7 +9,7 @@ from slackrtm._engine.core import RECONNECT_EVENTS
 from slackrtm._engine.dispatch import Entry
 from slackrtm._engine.run import Run, monotonic
 from slackrtm._engine.transport import Transport
-from slackrtm.errors import SlackRTMError, WebsocketError
+from slackrtm.errors import ReconnectRequested, SlackRTMError, WebsocketError
 
 
 class RTMRun(Run):
@@ -84,4 +84,5 @@ class RTMRun(Run):
                     return stop, transport
             if reconnect is not None:
                 transport.close()
-                return WebsocketError(f"Slack sent {reconnect!r}: reconnecting"), transport
+                return ReconnectRequested(f"Slack sent {reconnect!r}: it closes this connection",
+                                          event=reconnect), transport

@@ -32,7 +32,13 @@ from slackrtm._protocols.malformed import (
     usable_id,
 )
 from slackrtm._protocols.refresh import Refresh
-from slackrtm.errors import PlatformError, SlackRTMError, WebsocketError
+from slackrtm.errors import (
+    PlatformError,
+    ReconnectRequested,
+    SlackRTMError,
+    TooManyWebsockets,
+    WebsocketError,
+)
 
 #: ``disconnect`` reasons that ask for a refresh (open the next connection first).
 REFRESH_REASONS = frozenset({"warning", "refresh_requested"})
@@ -49,10 +55,6 @@ Handover = Tuple[Transport, List[Message], Dict[str, Any]]
 LINK_DISABLED = ("Slack turned Socket Mode off for this app (link_disabled): turn it back on "
                  "in the app's settings (https://api.slack.com/apps > your app > Socket "
                  "Mode), then start the client again")
-
-
-class TooManyWebsockets(WebsocketError):
-    """Slack refused one more connection for the app (``too_many_websockets``)."""
 
 
 class SocketModeRun(Run):
@@ -104,6 +106,10 @@ class SocketModeRun(Run):
         if isinstance(reason, TooManyWebsockets):
             return self.refresh.refused_current()
         return 0.0
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the client's health counter ``name`` (see ``health()``)."""
+        self.c._counters.add(name, n)
 
     def acknowledge(self, text: str, via: Optional[Transport],
                     future: Optional[Future[None]]) -> None:
@@ -376,8 +382,9 @@ class SocketModeRun(Run):
         if reason == "too_many_websockets":
             return TooManyWebsockets(
                 "Slack refused the connection: too many WebSocket connections for this app "
-                "(too_many_websockets); backing off")
-        return WebsocketError(f"Slack sent disconnect ({reason or 'no reason'}): reconnecting")
+                "(too_many_websockets)")
+        return ReconnectRequested(f"Slack sent disconnect ({reason or 'no reason'}): it closes "
+                                  "this connection", event="disconnect", reason=reason)
 
     # ================================================================ refresher
     def _refresher_main(self) -> None:

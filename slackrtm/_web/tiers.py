@@ -12,7 +12,7 @@ import math
 import threading
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
-from slackrtm._engine.pacing import Bucket
+from slackrtm._bucket import Bucket
 
 #: ``(calls per minute, burst)`` of each tier.
 TIERS: Dict[int, Tuple[float, int]] = {1: (1.0, 2), 2: (20.0, 5), 3: (50.0, 10), 4: (100.0, 20)}

@@ -6,16 +6,35 @@ from __future__ import annotations
 
 import socket
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, cast
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from slackrtm.testing import _webapi, _ws
-
-if TYPE_CHECKING:
-    from slackrtm.testing._slack import FakeSlack
+from slackrtm.testing._calls import Fault
+from slackrtm.testing._conn import FakeConnection
+from slackrtm.testing._serving import Ticket
 
 TEXT = "text/plain; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Front:
+    """What the HTTP front door needs, handed over by FakeSlack: the Web API's
+    :class:`~slackrtm.testing._webapi.Desk`, and for WebSocket upgrades the handshake
+    faults, tickets and the opening of a connection."""
+
+    api: _webapi.Desk
+    note_handshake: Callable[[], None]
+    #: Whether handshakes hang (``FakeSlack.hang_handshake``), read per handshake.
+    hanging: Callable[[], bool]
+    redeem_ticket: Callable[[str, str], Optional[Ticket]]
+    open_connection: Callable[..., FakeConnection]
+    #: A POST to a slash command's response_url: ``(status, headers, body)``.
+    response_post: Callable[[str, bytes], Tuple[int, Dict[str, str], bytes]]
+    #: Path prefix -> an app serving it (the playground), mounted while FakeSlack runs.
+    mounts: Dict[str, Any]
 
 
 class SlackHandler(BaseHTTPRequestHandler):
@@ -25,8 +44,8 @@ class SlackHandler(BaseHTTPRequestHandler):
     server_version = "FakeSlack"
     sys_version = ""
 
-    def __init__(self, sock: socket.socket, addr: Tuple[Any, ...], slack: FakeSlack) -> None:
-        self.slack = slack
+    def __init__(self, sock: socket.socket, addr: Tuple[Any, ...], front: Front) -> None:
+        self.front = front
         super().__init__(sock, addr, cast(Any, None))
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -49,17 +68,18 @@ class SlackHandler(BaseHTTPRequestHandler):
         if path.startswith("/api/") and len(path) > 5:
             body = self._read_body()
             headers = {k.lower(): v for k, v in self.headers.items()}
-            self._reply(*_webapi.handle(self.slack, self.command, path[5:], query, body, headers))
+            self._reply(*_webapi.handle(self.front.api, self.command, path[5:], query, body,
+                                        headers))
         elif path.startswith("/rtm/") and self.command == "GET":
             self._websocket(path[5:], "rtm")
         elif path in ("/link/", "/link") and self.command == "GET":
             args = dict(parse_qsl(query, keep_blank_values=True))
             self._websocket(args.get("ticket", ""), "socket_mode", args)
         elif path.startswith("/commands/") and self.command == "POST" \
-                and "/commands/" not in self.slack._mounts:  # a playground shows them too
-            self._reply(*self.slack._response_post(path, self._read_body()))
+                and "/commands/" not in self.front.mounts:  # a playground shows them too
+            self._reply(*self.front.response_post(path, self._read_body()))
         else:
-            for prefix, app in list(self.slack._mounts.items()):  # the playground, if any
+            for prefix, app in list(self.front.mounts.items()):  # the playground, if any
                 if path.startswith(prefix):
                     app.serve(self, path, query)
                     return
@@ -89,23 +109,23 @@ class SlackHandler(BaseHTTPRequestHandler):
 
     def _websocket(self, ticket: str, kind: str,
                    query: Optional[Dict[str, str]] = None) -> None:
-        slack = self.slack
-        slack._note_handshake()
-        fault = slack._take_fault("websocket")
+        front = self.front
+        front.note_handshake()
+        fault: Optional[Fault] = front.api.take_fault("websocket")
         if fault is not None:
-            if fault.delay and slack._stop.wait(fault.delay):
+            if fault.delay and front.api.stop.wait(fault.delay):
                 self.close_connection = True  # closing: hang up without an answer
                 return
             if fault.error is not None:
                 status = fault.status if fault.status != 200 else 503
                 self._reply(status, {"Content-Type": TEXT}, fault.error.encode("utf-8"))
                 return
-        if slack.hang_handshake:
+        if front.hanging():
             self.close_connection = True
             while self.connection.recv(65536):  # until the client gives up or we close
                 pass
             return
-        info = slack._redeem_ticket(ticket, kind)
+        info = front.redeem_ticket(ticket, kind)
         if info is None:
             self._reply(404, {"Content-Type": TEXT}, b"unknown, used or expired ticket\n")
             return
@@ -118,7 +138,7 @@ class SlackHandler(BaseHTTPRequestHandler):
                     "Connection: Upgrade\r\nServer: FakeSlack\r\n"
                     f"Sec-WebSocket-Accept: {_ws.accept_key(key)}\r\n\r\n").encode("ascii")
         self.close_connection = True
-        conn = slack._open_connection(self.connection, info, response, query)
+        conn = front.open_connection(self.connection, info, response, query)
         threading.current_thread().name = f"fakeslack-ws-{conn.id}"
         conn._run()
 

@@ -15,11 +15,12 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Set, Union
 from slackrtm.testing._calls import ApiCall, Fault
 from slackrtm.testing._changes import Changes
 from slackrtm.testing._conn import FakeConnection
-from slackrtm.testing._http import SlackHandler
+from slackrtm.testing._http import Front, SlackHandler
 from slackrtm.testing._net import ThreadedServer, url_host
 from slackrtm.testing._serving import Ticket
 from slackrtm.testing._socket_mode import SocketMode
 from slackrtm.testing._timer import Scheduler
+from slackrtm.testing._webapi import Desk
 from slackrtm.testing._workspace import BOT_ID, Workspace
 
 Matcher = Union[None, str, Callable[[Dict[str, Any]], bool]]
@@ -118,12 +119,30 @@ class FakeSlack(Changes, SocketMode):  # Changes: workspace changes (store tests
         self._init_socket_mode(app_token)
         self._init_responses()
         self._tls = ssl_context is not None
+        self._front = Front(
+            api=Desk(token=self.token, app_token=self.app_token, workspace=self._ws,
+                     lock=self._cond, stop=self._stop, record_call=self._record_call,
+                     finish_call=self._finish_call, take_fault=self._take_fault,
+                     check_token=self._check_token, issue_ticket=self._issue_ticket,
+                     post=self._post, join_channel=self.join_channel,
+                     add_reaction=self.add_reaction, presence=self.presence,
+                     post_limited=self._post_limited, edit_message=self.edit_message,
+                     delete_message=self.delete_message,
+                     connection_count=lambda: len(self._conns),
+                     socket_mode_opened=self._socket_mode_opened),
+            note_handshake=self._note_handshake, hanging=lambda: self.hang_handshake,
+            redeem_ticket=self._redeem_ticket, open_connection=self._open_connection,
+            mounts=self._mounts, response_post=self._response_post)
         self._server = ThreadedServer(host, port, self._handle, name="fakeslack",
                                       ssl_context=ssl_context)
         self._scheduler = Scheduler(self._server)
 
     def _handle(self, sock: socket.socket, addr: Any) -> None:
-        SlackHandler(sock, addr, self)
+        SlackHandler(sock, addr, self._front)
+
+    def _socket_mode_opened(self) -> None:
+        with self._cond:
+            self.socket_mode_active = True
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self, timeout: float = 3.0) -> None:
