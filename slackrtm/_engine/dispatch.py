@@ -32,13 +32,70 @@ class Envelope(Protocol):
         """Every handler of the envelope ran (acknowledge it if nobody did)."""
 
 
-#: A frame entry is ``(text, frame)``: ``frame`` is the parsed event, ``False`` for a reply
-#: (``raw_message`` only) or ``None`` for something that is no event (logged and dropped).
-#: An envelope entry is ``(text, event, envelope)``: ``event`` is the inner Slack event,
-#: if any. An event entry is ``(None, name, args)``.
-Entry = Union[Tuple[str, Union[Dict[str, Any], bool, None]],
-              Tuple[str, Optional[Dict[str, Any]], Envelope],
-              Tuple[None, str, Tuple[Any, ...]]]
+#: The common entry: a Slack event read from the socket, as ``(text, frame)``: the raw
+#: text and the parsed event (a dict with a string ``type``). A plain tuple on purpose: the
+#: reader makes one per event, and a tuple costs a quarter of the cheapest class instance.
+#: Every other kind of entry is one of the small classes below.
+EventEntry = Tuple[str, Frame]
+
+
+class Unparsed:
+    """A frame that is no Slack event (not JSON, not an object, no string ``type``): the
+    ``raw_message`` handlers see it, then it is logged and dropped."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class Reply:
+    """A reply to a send (its future was settled on the reader): for ``raw_message``
+    handlers only."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class Duplicate:
+    """An event another copy of the bot claimed (a shared duplicate filter, see
+    ``_engine.gate``): the ``raw_message`` handlers and the observers see it (the store
+    stays current), no other handler does."""
+
+    __slots__ = ("frame", "text")
+
+    def __init__(self, text: str, frame: Frame) -> None:
+        self.text = text
+        self.frame = frame
+
+
+class EnvelopeEntry:
+    """A Socket Mode envelope: its handlers get ``envelope``, then ``event`` (the inner
+    Slack event, if any) goes out like an RTM event, then the envelope is finished."""
+
+    __slots__ = ("envelope", "event", "text")
+
+    def __init__(self, text: str, event: Optional[Frame], envelope: Envelope) -> None:
+        self.text = text
+        self.event = event
+        self.envelope = envelope
+
+
+class Lifecycle:
+    """A lifecycle event (``connecting``, ``ready``, ``error``, ...) with its arguments;
+    read from no socket, so it takes no room in the backlog."""
+
+    __slots__ = ("args", "name")
+
+    def __init__(self, name: str, args: Tuple[Any, ...] = ()) -> None:
+        self.name = name
+        self.args = args
+
+
+#: What the reader hands the dispatcher, in order.
+Entry = Union[EventEntry, Unparsed, Reply, Duplicate, EnvelopeEntry, Lifecycle]
 _STOP = object()
 
 
@@ -174,7 +231,7 @@ class Dispatcher:
 
     def event(self, name: str, *args: Any) -> None:
         """Queue one lifecycle event."""
-        self._q.put([(None, name, args)])
+        self._q.put([Lifecycle(name, args)])
 
     def admit(self, frames: int, give_up: Callable[[], bool],
               on_pause: Callable[[bool], None]) -> bool:
@@ -284,56 +341,57 @@ class Dispatcher:
             except BaseException as exc:  # never die silently; keep dispatching
                 self.log.error("the dispatcher failed unexpectedly", exc)
 
-    def _dispatch(self, batch: List[Any]) -> None:
+    def _dispatch(self, batch: List[Entry]) -> None:
         handlers = self.registry.handlers
         emit = self.emit
         observers = self.registry.observers
-        frames = 0
+        frames = 0  # entries read from the socket: they leave the backlog when done
         try:
             for entry in batch:
-                text = entry[0]
-                if text is None:
+                if isinstance(entry, tuple):  # an event: the hot path, checked first
+                    frames += 1
+                    text, frame = entry
+                    raw = handlers("raw_message")
+                    if raw:
+                        emit("raw_message", (text,), raw)
                     if observers:
-                        self._lifecycle(observers, entry[1], entry[2])
-                    else:
-                        emit(entry[1], entry[2])
-                    continue
-                frames += 1
-                frame = entry[1]
-                raw = handlers("raw_message")
-                if raw:
-                    emit("raw_message", (text,), raw)
-                if len(entry) == 3:
-                    self._envelope(entry[1], entry[2])
-                    continue
-                if frame is False:
-                    continue
-                if frame is None:
-                    self.log.warn(f"dropped a frame that is not a Slack event: {text[:200]!r}")
-                    continue
-                if type(frame) is not dict:  # another copy handles it: observers only
-                    self._observe(frame.frame)
-                    continue
-                if observers:
-                    self._frame(frame)
-                    continue
-                # the hot path, inline (a call per frame costs ~50% of this loop): as _frame
-                etype = frame["type"]
-                if etype == "error":
-                    self._frame(frame)
-                    continue
-                h = handlers("slack_event")
-                if h:
-                    emit("slack_event", (etype, frame), h)
-                h = handlers(etype)
-                if h:
-                    emit(etype, (frame,), h)
-                subtype = frame.get("subtype")
-                if subtype is not None and isinstance(subtype, str):
-                    name = f"{etype}::{subtype}"
-                    h = handlers(name)
+                        self._frame(frame)
+                        continue
+                    # _frame's handler part, inlined (a call per frame costs ~50% of this
+                    # loop); test_dispatch_paths checks both on the same frames
+                    etype = frame["type"]
+                    if etype == "error":
+                        self._frame(frame)
+                        continue
+                    h = handlers("slack_event")
                     if h:
-                        emit(name, (frame,), h)
+                        emit("slack_event", (etype, frame), h)
+                    h = handlers(etype)
+                    if h:
+                        emit(etype, (frame,), h)
+                    subtype = frame.get("subtype")
+                    if subtype is not None and isinstance(subtype, str):
+                        name = f"{etype}::{subtype}"
+                        h = handlers(name)
+                        if h:
+                            emit(name, (frame,), h)
+                elif isinstance(entry, Lifecycle):
+                    if observers:
+                        self._lifecycle(observers, entry.name, entry.args)
+                    else:
+                        emit(entry.name, entry.args)
+                else:  # read from the socket, but no plain event
+                    frames += 1
+                    raw = handlers("raw_message")
+                    if raw:
+                        emit("raw_message", (entry.text,), raw)
+                    if isinstance(entry, EnvelopeEntry):
+                        self._envelope(entry.event, entry.envelope)
+                    elif isinstance(entry, Duplicate):  # another copy handles it
+                        self._observe(entry.frame)
+                    elif isinstance(entry, Unparsed):
+                        self.log.warn("dropped a frame that is not a Slack event: "
+                                      f"{entry.text[:200]!r}")
         finally:
             if frames:
                 with self._room:
@@ -355,7 +413,8 @@ class Dispatcher:
     def _frame(self, frame: Frame) -> None:
         """A parsed event: observers first, then its handlers (an ``error`` frame is also
         reported through the ``error`` event). :meth:`_dispatch` inlines the handler part
-        for speed when no observer is registered: keep the two in step."""
+        for speed when no observer is registered; ``tests/test_dispatch_paths.py`` runs
+        both on the same frames."""
         handlers = self.registry.handlers
         emit = self.emit
         observers = self.registry.observers

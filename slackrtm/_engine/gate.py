@@ -27,21 +27,13 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from slackrtm._engine.dedupe import DEFAULT_TTL, Dedupe, event_key
+from slackrtm._engine.dispatch import Duplicate, Entry, EnvelopeEntry, Reply
 from slackrtm._log import Log
 
 Item = Tuple[str, float]
 #: Seconds between attempts to reach a failing filter: meanwhile events are let through (or
 #: held back) at once instead of each batch waiting for the filter's timeout.
 RETRY_EVERY = 2.0
-
-
-class Duplicate:
-    """A dispatcher entry's frame that another copy claimed: observers only."""
-
-    __slots__ = ("frame",)
-
-    def __init__(self, frame: Dict[str, Any]) -> None:
-        self.frame = frame
 
 
 class Gate:
@@ -125,15 +117,13 @@ class Gate:
             return True
 
     # ------------------------------------------------------------------ batches
-    def filter(self, batch: List[Any]) -> List[Any]:
+    def filter(self, batch: List[Entry]) -> List[Entry]:
         """The batch with what another copy claimed turned into non-dispatching entries."""
         where: List[int] = []
         items: List[Item] = []
         for i, entry in enumerate(batch):
-            if entry[0] is None:
-                continue
-            if len(entry) == 3:
-                request = entry[2]
+            if isinstance(entry, EnvelopeEntry):
+                request: Any = entry.envelope
                 key = getattr(request, "dedupe_key", None)
                 if not isinstance(key, str):
                     continue
@@ -143,9 +133,8 @@ class Gate:
                 where.append(i)
                 items.append((key, self.lease if leased and self.lease else self.ttl))
                 continue
-            frame = entry[1]
-            if type(frame) is dict:
-                found = event_key(frame)
+            if isinstance(entry, tuple):  # an event (other entries are never claimed)
+                found = event_key(entry[1])
                 if found is not None:
                     where.append(i)
                     items.append((found[0], min(self.ttl, found[1])))
@@ -164,9 +153,9 @@ class Gate:
             if first:
                 continue
             entry = batch[i]
-            if len(entry) == 3:
-                out[i] = (entry[0], False)
-                request = entry[2]
+            if isinstance(entry, EnvelopeEntry):
+                out[i] = Reply(entry.text)  # raw_message handlers only
+                request = entry.envelope
                 request._gate = None
                 if not closed and not request.acked and self.settled(request.dedupe_key):
                     request.ack()
@@ -175,8 +164,8 @@ class Gate:
                         self.local.forget(request.envelope_id, request.payload.get("event_id"))
                     self.log.debug(f"envelope {request.envelope_id}: another copy holds it "
                                    "(or the filter is down): left for Slack's retry")
-            else:
-                out[i] = (entry[0], Duplicate(entry[1]))
+            elif isinstance(entry, tuple):
+                out[i] = Duplicate(entry[0], entry[1])
         return out
 
     def claim_frame(self, frame: Dict[str, Any]) -> bool:

@@ -6,7 +6,7 @@ import json
 from typing import Any, Dict, List, Optional, Tuple
 
 from slackrtm._engine.core import RECONNECT_EVENTS
-from slackrtm._engine.dispatch import Entry
+from slackrtm._engine.dispatch import Entry, Lifecycle, Reply, Unparsed
 from slackrtm._engine.run import Run, monotonic
 from slackrtm._engine.transport import Transport
 from slackrtm.errors import ReconnectRequested, SlackRTMError, WebsocketError
@@ -50,23 +50,23 @@ class RTMRun(Run):
                 try:
                     frame = loads(text)
                 except (ValueError, RecursionError):  # RecursionError: nested too deep
-                    entries.append((text, None))
+                    entries.append(Unparsed(text))
                     continue
                 if type(frame) is not dict:
-                    entries.append((text, None))
+                    entries.append(Unparsed(text))
                 elif "reply_to" in frame:
                     replies.append(frame)
                     if raw_handlers():  # replies reach only raw_message: skip when unheard
-                        entries.append((text, False))
+                        entries.append(Reply(text))
                 elif type(frame.get("type")) is not str:
-                    entries.append((text, None))
+                    entries.append(Unparsed(text))
                 else:
                     entries.append((text, frame))
                     etype = frame["type"]
                     if etype == "hello":
                         if self.hello():
                             ready_at = len(entries)
-                            entries.append((None, "ready", ()))
+                            entries.append(Lifecycle("ready"))
                     elif etype in RECONNECT_EVENTS:
                         reconnect = etype
             if replies:

@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from slackrtm._engine.core import State
-from slackrtm._engine.dispatch import Entry
+from slackrtm._engine.dispatch import Entry, EnvelopeEntry, Lifecycle, Reply, Unparsed
 from slackrtm._engine.run import Bound, Host, Run, monotonic
 from slackrtm._engine.transport import Message, Transport
 from slackrtm._engine.writer import BOUND_HIGH
@@ -244,16 +244,16 @@ class SocketModeRun(Run):
             except (ValueError, RecursionError) as exc:
                 salvaged = self._salvage(text, exc, transport) if '"envelope_id"' in text \
                     else None
-                entries.append((text, False if salvaged else None))
+                entries.append(Reply(text) if salvaged else Unparsed(text))
                 continue
             if type(frame) is not dict:
-                entries.append((text, None))
+                entries.append(Unparsed(text))
                 continue
             envelope_id = frame.get("envelope_id")
             if type(envelope_id) is not str or not envelope_id:
                 if looks_like_envelope(frame):
                     self._unusable_id(frame, transport)
-                    entries.append((text, False))
+                    entries.append(Reply(text))
                     continue
             else:
                 request = SocketModeRequest(frame, self, transport, self.manual_ack)
@@ -263,7 +263,7 @@ class SocketModeRun(Run):
                                    "acknowledged again, not dispatched")
                     acks.append(request)
                     if registry.handlers("raw_message"):
-                        entries.append((text, False))
+                        entries.append(Reply(text))
                     continue
                 problems, drop = envelope_problems(frame)
                 if problems:
@@ -275,24 +275,24 @@ class SocketModeRun(Run):
                            "dispatched"))
                 if drop:
                     acks.append(request)
-                    entries.append((text, False))
+                    entries.append(Reply(text))
                     continue
                 self.refresh.delivered()
                 if not (self.manual_ack or (request.accepts_response_payload
                                             and registry.handlers(request.type))):
                     acks.append(request)
-                entries.append((text, request.event, request))
+                entries.append(EnvelopeEntry(text, request.event, request))
                 continue
             etype = frame.get("type")
             if type(etype) is not str:
-                entries.append((text, None))
+                entries.append(Unparsed(text))
                 continue
             entries.append((text, frame))
             if etype == "hello":
                 self._note_hello(frame, now)
                 if core.state is State.CONNECTED and self.hello():
                     ready_at = len(entries)
-                    entries.append((None, "ready", ()))
+                    entries.append(Lifecycle("ready"))
             elif etype == "disconnect":
                 outcome = self._disconnect(frame, transport) or outcome
         if acks:
