@@ -39,9 +39,9 @@ if "nofuture" in patches:
     env.SocketModeRequest.acked_on_read = acked_on_read
 if "batch" in patches:
     def _write_bound(self, done):
-        c = self.c
+        c = self.ctx
         while True:
-            with c._lock:
+            with c.lock:
                 target = self._bound_target()
                 if target is None:
                     return
@@ -56,7 +56,7 @@ if "batch" in patches:
             except NotWritten:
                 for i in items:
                     i.via = None
-                with c._lock:
+                with c.lock:
                     self.bound.extendleft(reversed(items))
                 continue
             except WebsocketError:

@@ -21,7 +21,7 @@ from slackrtm._engine.core import Core, Send, State, Timeouts
 from slackrtm._engine.dispatch import Registry
 from slackrtm._engine.lifetime import EXIT_GRACE, track
 from slackrtm._engine.pacing import Pacer
-from slackrtm._engine.run import Run, monotonic
+from slackrtm._engine.run import Run, RunContext, monotonic
 from slackrtm._health import Replicated
 from slackrtm._log import Log
 from slackrtm._tokens import clean_token
@@ -115,21 +115,15 @@ class BaseClient(Replicated):
         if self._proxy is not None and self._proxy.auth is not None:
             self._log.add_secret(self._proxy.auth[1])
         self._api_url = api_url(slack_api_url or None, "slack_api_url")
-        self._auto_reconnect = auto_reconnect
-        self._hello_timeout = hello_timeout
         # Both legs (Web API and WebSocket) take their proxy and trust store from one
         # place, so a corporate proxy or CA works for both or for neither.
         require_socks(self._proxy)
         if self._proxy is None:
             require_socks(environ_proxy(self._api_url), origin="the environment's proxy")
         self._ssl_context = trust_context(ssl_context)
-        self._max_backlog = max_backlog
-        self._owns_web = web_client is None
         self._web = web_client if web_client is not None else WebClient(
             token, slack_api_url=self._api_url, proxy=proxy, ssl_context=self._ssl_context,
             logger=logger, log_level=log_level)
-        #: Posts messages with chat.postMessage (set by the facades that can); None: cannot.
-        self._post_web: Optional[WebClient] = None
         self._lock = threading.Lock()
         self._core = Core(Timeouts(client_ping_timeout, server_pong_timeout, reply_timeout,
                                    hello_timeout), backoff or Backoff(),
@@ -138,9 +132,36 @@ class BaseClient(Replicated):
         self._odd_kinds: set[str] = set()
         self._registry = Registry()
         self._run: Optional[Run] = None
-        self._connect_data: Optional[Dict[str, Any]] = None
-        self._authenticated = False
-        self._last_error: Optional[BaseException] = None
+        #: What every run of this client is handed (the run never sees the facade).
+        self._context = RunContext(
+            lock=self._lock, core=self._core, log=self._log, registry=self._registry,
+            web=self._web, owns_web=web_client is None, max_backlog=max_backlog,
+            auto_reconnect=auto_reconnect, hello_timeout=hello_timeout,
+            ssl_context=self._ssl_context, ws_proxy=self._ws_proxy,
+            abort_scope=getattr(self._web, "_abort_scope", None) or contextlib.nullcontext,
+            note_hello=self._note_hello)
+
+    def _setup_dedupe(self, dedupe: Any, *, local_default: bool) -> None:
+        super()._setup_dedupe(dedupe, local_default=local_default)
+        # the run reaches the filters and counters through its context
+        ctx = self._context
+        ctx.counters, ctx.local_dedupe, ctx.gate = \
+            self._counters, self._local_dedupe, self._gate
+
+    @property
+    def _post_web(self) -> Optional[WebClient]:
+        """Posts messages with chat.postMessage (set by the facades that can); None: cannot.
+        Kept in the run context: the run's poster uses it."""
+        return self._context.post_web
+
+    @_post_web.setter
+    def _post_web(self, web: Optional[WebClient]) -> None:
+        self._context.post_web = web
+
+    @property
+    def _connect_data(self) -> Optional[Dict[str, Any]]:
+        """The last connect data (see :attr:`RunContext.connect_data`)."""
+        return self._context.connect_data
 
     def _new_run(self, args: Dict[str, Any]) -> Run:
         """The run ``start(**args)`` begins (a protocol's subclass of :class:`Run`)."""
@@ -191,14 +212,14 @@ class BaseClient(Replicated):
     @property
     def authenticated(self) -> bool:
         """From ``authenticated`` until that connection is lost."""
-        return self._authenticated
+        return self._context.authenticated
 
     @property
     def last_error(self) -> Optional[BaseException]:
         """Why the latest connection attempt failed or the latest connection was lost
         (None until one did; kept after the client recovers). With ``auto_reconnect`` the
         client retries on its own: this says why it is not ready meanwhile."""
-        return self._last_error
+        return self._context.last_error
 
     @property
     def web_client(self) -> WebClient:

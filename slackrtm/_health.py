@@ -48,7 +48,11 @@ class Replicated:
     _log: Log
     _core: Core
     _run: Optional[Run]
-    _connect_data: Optional[Dict[str, Any]]
+
+    @property
+    def _connect_data(self) -> Optional[Dict[str, Any]]:
+        """The last connect data (the client's)."""
+        raise NotImplementedError
 
     def _setup_dedupe(self, dedupe: Optional[Dedupe], *, local_default: bool) -> None:
         """``local_default``: the client keeps an in-process memory of its own (Socket
@@ -92,8 +96,8 @@ class Replicated:
         through or held back while it failed) and ``sends_delayed`` (sends held back by
         pacing).
         """
+        from slackrtm._engine.context import monotonic
         from slackrtm._engine.core import State
-        from slackrtm._engine.host import monotonic
 
         core = self._core
         run = self._run

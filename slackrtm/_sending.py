@@ -39,8 +39,6 @@ def check_send_rate(send_rate: Optional[SendRate]) -> Optional[Pacer[Any]]:
 class SendingClient(BaseClient):
     """A client that sends messages (both facades): the queueing shared by every send."""
 
-    _post_web: Optional[WebClient]
-
     @property
     def bot_web_client(self) -> Optional[WebClient]:
         """The WebClient holding the bot token, which posts this client's messages: for any

@@ -99,9 +99,7 @@ class RTMClient(SendingClient):
             backfill_limit=backfill_limit, backfill_since=backfill_since)
 
     def _new_run(self, args: Dict[str, Any]) -> RTMRun:
-        run = RTMRun(self, args)
-        run.use_rtm_connect = self._use_rtm_connect
-        return run
+        return RTMRun(self._context, args, use_rtm_connect=self._use_rtm_connect)
 
     def __repr__(self) -> str:
         return (f"<RTMClient state={self.state} user={self.active_user_id} "

@@ -136,7 +136,7 @@ class SocketModeClient(SendingClient):
             backfill_limit=backfill_limit, backfill_since=backfill_since, identify=True)
 
     def _new_run(self, args: Dict[str, Any]) -> SocketModeRun:
-        return SocketModeRun(self, args, manual_ack=self._manual_ack,
+        return SocketModeRun(self._context, args, manual_ack=self._manual_ack,
                              debug_reconnects=self._debug_reconnects)
 
     def __repr__(self) -> str:

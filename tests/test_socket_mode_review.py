@@ -309,7 +309,7 @@ def test_review_a_handover_stored_after_the_reader_gave_up_is_closed(
         original(self)
         if not widened:  # the refresher runs in the window (forced here, rare for real)
             widened.append(True)
-            with self.c._lock:
+            with self.ctx.lock:
                 wake = self.refresh.ask()
             if wake:
                 self.refresh_wanted.set()

@@ -1,9 +1,10 @@
 """What runs a connection, for either protocol.
 
-The sans-I/O core (``states``, ``core``, ``pacing``, ``split``, ``backoff``) holds the rules and
-owns no socket, thread or clock. Around it, one module per thread job: ``run`` (threads and
-shutdown), ``attempts`` (the supervising loop), ``writer`` (the only writer to the socket),
-``transport`` (the socket) and ``dispatch`` (the dispatcher and the handler registry).
-``host`` is the interface a run is handed by its client. Nothing here imports a client
-facade, the command line or ``slackrtm.testing``.
+The sans-I/O core (``states``, ``core`` with its sending half ``sending``, ``pacing``,
+``split``, ``backoff``) holds the rules and owns no socket, thread or clock. Around it, one
+module per thread job: ``run`` (threads and shutdown), ``attempts`` (the supervising loop),
+``writer`` (the only writer to the socket), ``transport`` (an open socket; ``handshake``
+opens one, ``frames`` is the wire format) and ``dispatch`` (the dispatcher and the handler
+registry). ``context`` is what a run is handed by its client. Nothing here imports a
+client facade, the command line or ``slackrtm.testing`` (``.importlinter`` checks it).
 """

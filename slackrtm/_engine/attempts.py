@@ -4,13 +4,12 @@ and after a loss or a failed attempt waits out the backoff and tries again."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from typing import Any, Dict, FrozenSet, List, Optional, Set, Tuple
 
+from slackrtm._engine.context import RunContext, apply, monotonic
 from slackrtm._engine.core import State
 from slackrtm._engine.dispatch import Dispatcher
-from slackrtm._engine.host import Host, apply, monotonic
 from slackrtm._engine.transport import Transport, safe_url
 from slackrtm._log import Log
 from slackrtm._tokens import token_hint
@@ -42,7 +41,7 @@ class Attempts:
     #: Its errors that end the run.
     fatal_errors: FrozenSet[str] = FATAL_ERRORS
 
-    c: Host
+    ctx: RunContext
     log: Log
     args: Dict[str, Any]
     stop: threading.Event
@@ -75,7 +74,7 @@ class Attempts:
         raise NotImplementedError
 
     def _supervise(self) -> None:
-        c = self.c
+        ctx = self.ctx
         first = True
         while not self.stop.is_set():
             if not first:
@@ -94,38 +93,38 @@ class Attempts:
                 if not self._attempt_failed(err, fatal):
                     return
                 continue
-            with c._lock:
+            with ctx.lock:
                 if self.stop.is_set():
                     return
-                c._connect_data = data
-                c._authenticated = True
+                ctx.connect_data = data
+                ctx.authenticated = True
             self.dispatcher.event("authenticated", data)
             try:
                 transport = self.open_transport(data["url"])
             except WebsocketError as err:
-                with c._lock:
-                    c._authenticated = False
+                with ctx.lock:
+                    ctx.authenticated = False
                 if self.stop.is_set():
                     return
                 if not self._attempt_failed(err, fatal=False):
                     return
                 continue
-            with c._lock:
+            with ctx.lock:
                 if self.stop.is_set():
                     transport.release()
                     return
                 self.transport = transport
                 self.teardown_reason = None
-                c._core.connected(monotonic())
+                ctx.core.connected(monotonic())
             self.dispatcher.event("connected")
             self.kick.set()
             reason, transport = self._read_loop(transport)
-            with c._lock:
+            with ctx.lock:
                 self.transport = None
                 if self.teardown_reason is not None:
                     reason = self.teardown_reason
-                effects = c._core.connection_lost(reason, monotonic())
-                c._authenticated = False
+                effects = ctx.core.connection_lost(reason, monotonic())
+                ctx.authenticated = False
             transport.release()
             apply(effects)
             if self.stop.is_set():
@@ -133,16 +132,16 @@ class Attempts:
             if isinstance(reason, PlatformError):  # the server said the run is over
                 self._fail(reason)
                 return
-            c._last_error = reason
-            if not c._auto_reconnect:
+            ctx.last_error = reason
+            if not ctx.auto_reconnect:
                 self._fail(reason)
                 return
             if isinstance(reason, ReconnectRequested):  # planned by Slack: no failure
                 self.log.info(f"{reason}: reconnecting")
             else:
                 self.log.warn(f"connection lost, reconnecting: {reason}")
-            with c._lock:
-                delay = max(c._core.reconnect_delay(), self._extra_delay(reason))
+            with ctx.lock:
+                delay = max(ctx.core.reconnect_delay(), self._extra_delay(reason))
             if not self._wait_backoff(delay):
                 return
 
@@ -153,12 +152,12 @@ class Attempts:
 
     def open_transport(self, url: str) -> Transport:
         """Open a WebSocket to ``url``; shutdown can interrupt the handshake meanwhile."""
-        c = self.c
+        ctx = self.ctx
         self.log.debug(f"opening the WebSocket to {safe_url(url)}")
         published: List[Any] = []
 
         def publish(ws: Any) -> None:
-            with c._lock:
+            with ctx.lock:
                 self.handshakes.add(ws)
                 published.append(ws)
                 stopping = self.stop.is_set()
@@ -166,25 +165,25 @@ class Attempts:
                 raise WebsocketError("the client is disconnecting")
 
         try:
-            return Transport.open(url, timeout=c._hello_timeout, proxy=c._ws_proxy(url),
-                                  ssl_context=c._ssl_context, publish=publish)
+            return Transport.open(url, timeout=ctx.hello_timeout, proxy=ctx.ws_proxy(url),
+                                  ssl_context=ctx.ssl_context, publish=publish)
         finally:
-            with c._lock:
+            with ctx.lock:
                 for ws in published:
                     self.handshakes.discard(ws)
 
     def call_web(self, method: str, params: Dict[str, Any]) -> Dict[str, Any]:
         """Call ``method`` once (no 429 retries: the caller backs off), abortable by
         shutdown; its errors become this package's. The answer must carry a ``url``."""
-        c = self.c
-        scope_factory = getattr(c._web, "_abort_scope", None) or contextlib.nullcontext
+        ctx = self.ctx
+        scope_factory = ctx.abort_scope
         failure: Optional[SlackRTMError] = None
         overdue = False
         budget = 0.0
         try:
             with scope_factory() as scope:
-                budget = max(10.0, 2.0 * float(getattr(c._web, "timeout", 30.0)))
-                with c._lock:
+                budget = max(10.0, 2.0 * float(getattr(ctx.web, "timeout", 30.0)))
+                with ctx.lock:
                     self.http_scopes.add(scope)
                     if scope is not None:  # a server answering a byte at a time is cut off
                         self.url_calls[scope] = monotonic() + budget
@@ -192,9 +191,9 @@ class Attempts:
                 if self.stop.is_set() and scope is not None:
                     scope.abort()
                 try:
-                    resp = c._web.call(method, dict(params), rate_limit_retries=0, retries=0)
+                    resp = ctx.web.call(method, dict(params), rate_limit_retries=0, retries=0)
                 finally:
-                    with c._lock:
+                    with ctx.lock:
                         self.http_scopes.discard(scope)
                         overdue = self.url_calls.pop(scope, None) == -1.0
         except SlackApiError as exc:
@@ -233,12 +232,12 @@ class Attempts:
 
         Returns True when the next attempt should start.
         """
-        self.c._last_error = err
-        if fatal or not self.c._auto_reconnect:
+        self.ctx.last_error = err
+        if fatal or not self.ctx.auto_reconnect:
             self._fail(err)
             return False
-        with self.c._lock:
-            delay = self.c._core.attempt_failed()
+        with self.ctx.lock:
+            delay = self.ctx.core.attempt_failed()
         if isinstance(err, RateLimitedError):
             delay = max(delay, err.retry_after)
         kind = (type(err), getattr(err, "error", None), getattr(err, "status_code", None))

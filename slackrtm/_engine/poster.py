@@ -20,8 +20,8 @@ import threading
 from collections import deque
 from typing import Any, Deque, Dict, List, Optional, Set, Tuple
 
+from slackrtm._engine.context import RunContext, apply, monotonic
 from slackrtm._engine.core import Resolve, Send
-from slackrtm._engine.host import Host, apply, monotonic
 from slackrtm._log import Log
 from slackrtm.errors import (
     NoReplyReceivedError,
@@ -40,7 +40,7 @@ POST_METHOD = "chat.postMessage"
 class Poster:
     """The posting half of a run; :class:`slackrtm._engine.run.Run` sets these attributes."""
 
-    c: Host
+    ctx: RunContext
     log: Log
     stop: threading.Event
     stopping: bool
@@ -57,7 +57,7 @@ class Poster:
 
     def queue_post(self, send: Send) -> None:
         """Hand a web send over to the poster (the writer calls this, in channel order)."""
-        with self.c._lock:
+        with self.ctx.lock:
             stopping = self.stopping
             if not stopping:
                 self.posts.append(send)
@@ -77,13 +77,13 @@ class Poster:
                     self.log.error("the poster thread failed unexpectedly", exc)
                     self.stop.wait(1.0)
         finally:
-            with self.c._lock:
+            with self.ctx.lock:
                 effects = self._drop_posts("the client disconnected")
             apply(effects)
 
     def _next_post(self) -> Optional[Send]:
         """The next send to post, waiting for one (or for a delayed resend to come due)."""
-        with self.c._lock:
+        with self.ctx.lock:
             now = monotonic()
             if self.delayed and self.delayed[0][0] <= now:
                 return self.delayed.pop(0)[1]
@@ -95,8 +95,8 @@ class Poster:
         return None
 
     def _post(self, send: Send) -> None:
-        c = self.c
-        web: Optional[WebClient] = c._post_web
+        ctx = self.ctx
+        web: Optional[WebClient] = ctx.post_web
         future = send.future
         if future is None or future.done():
             return
@@ -107,14 +107,14 @@ class Poster:
         scope_factory = getattr(web, "_abort_scope", None) or contextlib.nullcontext
         try:
             with scope_factory() as scope:
-                with c._lock:
+                with ctx.lock:
                     self.http_scopes.add(scope)
                 if self.stop.is_set() and scope is not None:
                     scope.abort()
                 try:
                     resp = web.call(POST_METHOD, send.body, rate_limit_retries=0)
                 finally:
-                    with c._lock:
+                    with ctx.lock:
                         self.http_scopes.discard(scope)
         except RateLimitedError as err:
             self._rate_limited(send, err)
@@ -136,11 +136,11 @@ class Poster:
         """HTTP 429: slow the channel down and post once more, or fail the send."""
         assert send.future is not None
         now = monotonic()
-        c = self.c
-        with c._lock:
-            held = c._core.rate_limited(send, err.retry_after, now)
+        ctx = self.ctx
+        with ctx.lock:
+            held = ctx.core.rate_limited(send, err.retry_after, now)
             local = not held and not send.retried and not self.stopping \
-                and c._core.pacer is None
+                and ctx.core.pacer is None
             if local:  # no pacing: wait Retry-After here, other channels go on meanwhile
                 send.retried = True
                 self.delayed.append((now + err.retry_after, send))

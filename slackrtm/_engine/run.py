@@ -3,8 +3,8 @@
 This is the machinery both clients share; what differs between RTM and Socket Mode (the
 Web API call that hands out a WebSocket URL, which errors are fatal, what each frame
 means) is supplied by a subclass: ``_rtm_run.RTMRun`` or ``_sm_run.SocketModeRun``. The
-run knows its client only through :class:`Host`, the few settings and shared objects it
-needs, never the facade.
+run knows its client only through :class:`~slackrtm._engine.context.RunContext`, the few
+settings and shared objects it needs, never the facade.
 
 Threads (all created in ``start()``, daemons, named ``slackrtm-<role>``; what keeps the
 process alive while a client runs is the exit hook of ``_engine.lifetime``):
@@ -30,9 +30,9 @@ from concurrent.futures import Future
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from slackrtm._engine.attempts import FATAL_ERRORS, Attempts
+from slackrtm._engine.context import RunContext, apply, monotonic
 from slackrtm._engine.core import PingDue, Resolve, State, Teardown
 from slackrtm._engine.dispatch import Dispatcher, Entry
-from slackrtm._engine.host import Host, apply, monotonic
 from slackrtm._engine.poster import Poster
 from slackrtm._engine.transport import Transport, abort_handshake
 from slackrtm._engine.writer import Bound, Writer, ours
@@ -41,7 +41,7 @@ from slackrtm.errors import (
     WebsocketError,
 )
 
-__all__ = ["FATAL_ERRORS", "Bound", "Host", "Run", "apply", "monotonic"]
+__all__ = ["FATAL_ERRORS", "Bound", "Run", "RunContext", "apply", "monotonic"]
 
 
 
@@ -53,10 +53,10 @@ class Run(Attempts, Poster, Writer):
     #: ping control frames answered by pong frames (Socket Mode).
     json_ping = True
 
-    def __init__(self, client: Host, args: Dict[str, Any]) -> None:
-        self.c = client
+    def __init__(self, ctx: RunContext, args: Dict[str, Any]) -> None:
+        self.ctx = ctx
         self.args = args
-        self.log = client._log
+        self.log = ctx.log
         self.stop = threading.Event()
         self.finished = threading.Event()  # the dispatcher ran the last event
         self.torn_down = threading.Event()  # state is disconnected again
@@ -75,8 +75,8 @@ class Run(Attempts, Poster, Writer):
         self.next_wake = 0.0  # when the keep-alive thread plans to wake next
         self.wake_writer = threading.Event()
         self.write_lock = threading.Lock()
-        self.dispatcher = Dispatcher(client._registry, self.log, client._max_backlog)
-        gate = getattr(client, "_gate", None)
+        self.dispatcher = Dispatcher(ctx.registry, self.log, ctx.max_backlog)
+        gate = ctx.gate
         if gate is not None:  # a shared duplicate filter: claimed before dispatch
             self.dispatcher.gate = gate.filter
             self.dispatcher.claim_frame = gate.claim_frame
@@ -118,9 +118,9 @@ class Run(Attempts, Poster, Writer):
 
         ``error`` is what ended the run when it was not ``disconnect()``.
         """
-        c = self.c
+        ctx = self.ctx
         deadline = None if timeout is None else monotonic() + timeout
-        with c._lock:
+        with ctx.lock:
             first = not self.stopping
             if first:
                 self.stopping = True
@@ -128,10 +128,10 @@ class Run(Attempts, Poster, Writer):
                 self.explicit = explicit
                 self.error = error
                 if error is not None:
-                    c._last_error = error
+                    ctx.last_error = error
                 self.stop.set()
-                if c._core.state not in (State.DISCONNECTED, State.DISCONNECTING):
-                    c._core.transition(State.DISCONNECTING)
+                if ctx.core.state not in (State.DISCONNECTED, State.DISCONNECTING):
+                    ctx.core.transition(State.DISCONNECTING)
                 transport = self.transport
                 scopes = list(self.http_scopes)
                 handshaking = list(self.handshakes)
@@ -165,19 +165,19 @@ class Run(Attempts, Poster, Writer):
             if thread is not me and thread.ident is not None:
                 thread.join(_remaining(deadline))
         if first:
-            with c._lock:
-                effects = c._core.drop_all("disconnected")
+            with ctx.lock:
+                effects = ctx.core.drop_all("disconnected")
                 effects.extend(self._drop_bound("the client disconnected"))
                 effects.extend(self._drop_posts("the client disconnected"))
-                c._core.transition(State.DISCONNECTED)
-                c._authenticated = False
+                ctx.core.transition(State.DISCONNECTED)
+                ctx.authenticated = False
             apply(effects)
             if not self.future.done():
                 self.future.cancel()
-            if c._owns_web:  # leave no pooled HTTP connection behind (it reopens on demand)
-                c._web.close()
-            if c._post_web is not None and c._post_web is not c._web:
-                c._post_web.close()
+            if ctx.owns_web:  # leave no pooled HTTP connection behind (it reopens on demand)
+                ctx.web.close()
+            if ctx.post_web is not None and ctx.post_web is not ctx.web:
+                ctx.post_web.close()
             self._release()
             self.torn_down.set()
             self.dispatcher.event("disconnected")
@@ -205,10 +205,10 @@ class Run(Attempts, Poster, Writer):
 
     def _move(self, new: State) -> bool:
         """Transition unless the run is stopping; False when stopping."""
-        with self.c._lock:
+        with self.ctx.lock:
             if self.stop.is_set():
                 return False
-            self.c._core.transition(new)
+            self.ctx.core.transition(new)
             return True
 
     # ================================================================ reader
@@ -254,14 +254,14 @@ class Run(Attempts, Poster, Writer):
     def _pause(self, paused: bool, reason: str = "backlog") -> None:
         """Keep-alive and reply deadlines stand still while any reason holds (the handlers
         are behind; Socket Mode: the new connection waits while the old one drains)."""
-        with self.c._lock:
+        with self.ctx.lock:
             if paused:
                 self.pauses.add(reason)
-                self.c._core.pause(monotonic())
+                self.ctx.core.pause(monotonic())
             else:
                 self.pauses.discard(reason)
                 if not self.pauses:
-                    self.c._core.resume(monotonic())
+                    self.ctx.core.resume(monotonic())
         if paused and reason == "backlog":
             self.log.debug(f"handlers are {self.dispatcher.backlog} events behind: reading "
                           "paused until they catch up")
@@ -270,13 +270,13 @@ class Run(Attempts, Poster, Writer):
     def hello(self) -> bool:
         """``hello`` arrived on the connection being set up: the client is ready. Returns
         False when it came at the wrong time (ignored)."""
-        c = self.c
-        with c._lock:
-            if self.stop.is_set() or c._core.state is not State.CONNECTED:
+        ctx = self.ctx
+        with ctx.lock:
+            if self.stop.is_set() or ctx.core.state is not State.CONNECTED:
                 self.log.debug("ignored a hello outside the connected state")
                 return False
-            c._core.hello(monotonic())
-            data = c._connect_data
+            ctx.core.hello(monotonic())
+            data = ctx.connect_data
         self.log.debug("ready")
         self.failures_logged.clear()  # a new streak of failures is reported again
         if not self.future.done():
@@ -304,13 +304,13 @@ class Run(Attempts, Poster, Writer):
 
     # ================================================================ keepalive
     def _keepalive_main(self) -> None:
-        c = self.c
+        ctx = self.ctx
         while not self.stop.is_set():
             try:
-                with c._lock:
+                with ctx.lock:
                     now = monotonic()
-                    effects = c._core.tick(now)
-                    deadline = c._core.next_deadline()
+                    effects = ctx.core.tick(now)
+                    deadline = ctx.core.next_deadline()
                     wait = 30.0 if deadline is None else min(30.0, max(0.0, deadline - now))
                     overdue = [s for s, due in self.url_calls.items() if 0 <= due <= now]
                     for scope in overdue:
@@ -329,7 +329,7 @@ class Run(Attempts, Poster, Writer):
                         resolves.append(e)
                     elif isinstance(e, Teardown):
                         self.log.warn(f"tearing the connection down: {e.reason}")
-                        with c._lock:
+                        with ctx.lock:
                             if self.transport is transport:
                                 self.teardown_reason = e.reason
                         if transport is not None:
@@ -338,7 +338,7 @@ class Run(Attempts, Poster, Writer):
                         self.wake_writer.set()
                 apply(resolves)
                 if transport is not None and transport.writing:
-                    limit = c._core.timeouts.client_ping
+                    limit = ctx.core.timeouts.client_ping
                     if not self.pauses and transport.stalled(now, limit):
                         self._stalled(transport, limit)
                     wait = min(wait, limit / 4)  # a write under way is watched closely
@@ -356,7 +356,7 @@ class Run(Attempts, Poster, Writer):
         err = WebsocketError(f"the connection to {transport.host} stopped taking writes: "
                              f"no progress for {limit:g} s (the peer stopped reading)")
         self.log.warn(f"tearing the connection down: {err}")
-        with self.c._lock:
+        with self.ctx.lock:
             if self.transport is transport:
                 self.teardown_reason = err
         transport.abort()

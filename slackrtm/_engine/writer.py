@@ -14,8 +14,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, Deque, List, Optional
 
+from slackrtm._engine.context import RunContext, apply, monotonic
 from slackrtm._engine.core import Resolve, Send, State
-from slackrtm._engine.host import Host, apply, monotonic
 from slackrtm._engine.split import unencodable
 from slackrtm._engine.transport import Transport
 from slackrtm._log import Log
@@ -47,7 +47,7 @@ class Bound:
 class Writer:
     """The writing half of a run; :class:`slackrtm._engine.run.Run` sets these attributes."""
 
-    c: Host
+    ctx: RunContext
     log: Log
     stop: threading.Event
     stopping: bool
@@ -85,8 +85,8 @@ class Writer:
         """Write every connection-bound frame, then every writable queued send, in order.
         Never blocks waiting for the lock: the thread holding it writes what others queued
         meanwhile. Futures are completed after the lock is released."""
-        c = self.c
-        core = c._core
+        ctx = self.ctx
+        core = ctx.core
         while True:
             if not self.write_lock.acquire(blocking=False):
                 return
@@ -94,7 +94,7 @@ class Writer:
             try:
                 self._write_bound(done)
                 while True:
-                    with c._lock:
+                    with ctx.lock:
                         transport = self.transport
                         if transport is None or transport.closed:
                             break
@@ -115,7 +115,7 @@ class Writer:
                         else:
                             transport.send_text(text)
                     except UnicodeEncodeError as exc:  # nothing written: this send fails alone
-                        with c._lock:
+                        with ctx.lock:
                             core.pending.pop(send.id, None)
                         if send.future is not None:
                             done.append(Resolve(send.future, error=ValueError(
@@ -123,16 +123,16 @@ class Writer:
                                 f"{unencodable(exc)}; nothing was written")))
                         continue
                     except NotWritten:  # torn down first: not a byte of it went out
-                        with c._lock:
+                        with ctx.lock:
                             effect = core.requeue(send, stopping=self.stopping)
                     except WebsocketError as err:
-                        with c._lock:
+                        with ctx.lock:
                             effect = core.write_failed(send, err)
                             if self.transport is transport and self.teardown_reason is None:
                                 self.teardown_reason = err  # unless it was torn down first
                         transport.abort()
                     else:
-                        with c._lock:
+                        with ctx.lock:
                             effect = core.written(send)
                         if effect is not None:
                             done.append(effect)
@@ -143,7 +143,7 @@ class Writer:
             finally:
                 self.write_lock.release()
             apply(done)
-            with c._lock:
+            with ctx.lock:
                 transport = self.transport
                 if transport is None or transport.closed:
                     return
@@ -159,16 +159,16 @@ class Writer:
         if via is not None and via.writable:
             return via
         current = self.transport
-        if current is not None and current.writable and self.c._core.state is State.READY:
+        if current is not None and current.writable and self.ctx.core.state is State.READY:
             return current
         return None
 
     def _write_bound(self, done: List[Resolve]) -> None:
         """Write the bound frames (write lock held), those for one connection in one write,
         stopping at the first with nowhere to go: it waits for the next ready connection."""
-        c = self.c
+        ctx = self.ctx
         while True:
-            with c._lock:
+            with ctx.lock:
                 target = self._bound_target()
                 if target is None:
                     return
@@ -194,11 +194,11 @@ class Writer:
             except NotWritten:  # closed meanwhile: try the next connection
                 for item in items:
                     item.via = None
-                with c._lock:
+                with ctx.lock:
                     self.bound.extendleft(reversed(items))
                 continue
             except WebsocketError as err:
-                with c._lock:
+                with ctx.lock:
                     if self.transport is target and self.teardown_reason is None:
                         self.teardown_reason = err  # unless it was torn down first
                 target.abort()
@@ -230,7 +230,7 @@ class Writer:
 
     def write_bound_many(self, items: List[Bound]) -> None:
         """Queue connection-bound frames, in order, and wake the writer (any thread)."""
-        with self.c._lock:
+        with self.ctx.lock:
             if not self.stopping:
                 self.bound.extend(items)
                 items = []

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from slackrtm._engine.core import RECONNECT_EVENTS
 from slackrtm._engine.dispatch import Entry, Lifecycle, Reply, Unparsed
-from slackrtm._engine.run import Run, monotonic
+from slackrtm._engine.run import Run, RunContext, monotonic
 from slackrtm._engine.transport import Transport
 from slackrtm.errors import ReconnectRequested, SlackRTMError, WebsocketError
 
@@ -15,7 +15,11 @@ from slackrtm.errors import ReconnectRequested, SlackRTMError, WebsocketError
 class RTMRun(Run):
     """A run of an ``RTMClient``: replies resolve send futures; ``goodbye`` reconnects."""
 
-    use_rtm_connect = True
+    def __init__(self, ctx: RunContext, args: Dict[str, Any], *,
+                 use_rtm_connect: bool = True) -> None:
+        #: rtm.connect (True) or rtm.start (False, for its workspace cache).
+        self.use_rtm_connect = use_rtm_connect
+        super().__init__(ctx, args)
 
     @property
     def source_method(self) -> str:  # type: ignore[override]
@@ -23,11 +27,11 @@ class RTMRun(Run):
         return "rtm.connect" if self.use_rtm_connect else "rtm.start"
 
     def _read_loop(self, transport: Transport) -> Tuple[SlackRTMError, Transport]:
-        c = self.c
-        core = c._core
-        lock = c._lock
+        ctx = self.ctx
+        core = ctx.core
+        lock = ctx.lock
         loads = json.loads
-        registry = c._registry
+        registry = ctx.registry
 
         def raw_handlers() -> bool:
             return bool(registry.handlers("raw_message"))

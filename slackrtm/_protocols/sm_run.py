@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from slackrtm._engine.core import State
 from slackrtm._engine.dispatch import Entry, EnvelopeEntry, Lifecycle, Reply, Unparsed
-from slackrtm._engine.run import Bound, Host, Run, monotonic
+from slackrtm._engine.run import Bound, Run, RunContext, monotonic
 from slackrtm._engine.transport import Message, Transport
 from slackrtm._engine.writer import BOUND_HIGH
 from slackrtm._protocols.envelope import Seen, SocketModeRequest
@@ -63,24 +63,24 @@ class SocketModeRun(Run):
     source_method = "apps.connections.open"
     json_ping = False
 
-    def __init__(self, client: Host, args: Dict[str, Any], manual_ack: bool,
+    def __init__(self, ctx: RunContext, args: Dict[str, Any], *, manual_ack: bool,
                  debug_reconnects: bool = False) -> None:
         self.manual_ack = manual_ack
         self.debug_reconnects = debug_reconnects
         # the refresh's state (changed with the client's lock held); the two events only
         # wake the threads that wait on it: the refresher, and a reader whose connection
         # ended while a refresh is under way
-        self.refresh: Refresh[Handover] = Refresh(monotonic, client._core.backoff.delay)
+        self.refresh: Refresh[Handover] = Refresh(monotonic, ctx.core.backoff.delay)
         self.refresh_wanted = threading.Event()
         self.handed_over = threading.Event()
-        local = getattr(client, "_local_dedupe", None)
+        local = ctx.local_dedupe
         self.seen = local if local is not None else Seen()
         # the refresher wakes the reader through this pair once the next connection is
         # ready (or the refresh failed), wherever the reader is blocked
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
         self.wake_w.setblocking(False)
-        super().__init__(client, args)
+        super().__init__(ctx, args)
 
     def open_transport(self, url: str) -> Transport:
         """Open the WebSocket; with ``debug_reconnects`` Slack is asked for short-lived
@@ -96,20 +96,22 @@ class SocketModeRun(Run):
         super()._wake_all()
         self.refresh_wanted.set()
         self._wake_reader()  # a reader draining the old connection sees the stop at once
-        with self.c._lock:
+        with self.ctx.lock:
             pending = self.refresh.detach()
         if pending is not None:  # a connection opened for a refresh nobody will take now
             pending[0].release()  # nobody reads it: the refresher is done with it
 
     def _extra_delay(self, reason: SlackRTMError) -> float:
-        assert self.c._lock.locked()  # the supervisor asks with the lock held
+        assert self.ctx.lock.locked()  # the supervisor asks with the lock held
         if isinstance(reason, TooManyWebsockets):
             return self.refresh.refused_current()
         return 0.0
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to the client's health counter ``name`` (see ``health()``)."""
-        self.c._counters.add(name, n)
+        counters = self.ctx.counters
+        if counters is not None:
+            counters.add(name, n)
 
     def acknowledge(self, text: str, via: Optional[Transport],
                     future: Optional[Future[None]]) -> None:
@@ -118,7 +120,7 @@ class SocketModeRun(Run):
 
     # ================================================================ reader
     def _read_loop(self, transport: Transport) -> Tuple[SlackRTMError, Transport]:
-        with self.c._lock:
+        with self.ctx.lock:
             self.refresh.attach()  # refreshes may begin for this connection
         try:
             reason, transport = self._read_connections(transport)
@@ -129,7 +131,7 @@ class SocketModeRun(Run):
     def _discard_handover(self) -> None:
         """The reader stops reading this run's connections: a refresh under way is for
         nothing, and a connection it opened is closed."""
-        with self.c._lock:
+        with self.ctx.lock:
             opened = self.refresh.detach()  # no refresh may begin for a connection given up
             self.transport = None
         if opened is not None:
@@ -201,16 +203,16 @@ class SocketModeRun(Run):
 
     def _take_handover(self) -> Optional[Tuple[Transport, List[Message]]]:
         """The connection the refresher opened, now made the current one, or None."""
-        c = self.c
-        with c._lock:
+        ctx = self.ctx
+        with ctx.lock:
             if not self.refresh.ready or self.stop.is_set():
                 return None
             transport, held, data = self.refresh.take()
             self.transport = transport
             self.teardown_reason = None  # whatever killed the old connection is past
-            c._connect_data = data
-            c._core.switched(monotonic())
-        c._counters.add("refreshes")
+            ctx.connect_data = data
+            ctx.core.switched(monotonic())
+        self.count("refreshes")
         self.log.debug(f"refreshed: reading {transport.host} on a new connection")
         self.wake_writer.set()  # acks waiting for a connection go out on this one
         self.kick.set()
@@ -219,7 +221,7 @@ class SocketModeRun(Run):
     def _await_handover(self, err: WebsocketError) -> Optional[Tuple[Transport, List[Message]]]:
         """The current connection ended: when a refresh is under way, wait for it (the
         next connection may be moments away) instead of reconnecting."""
-        deadline = monotonic() + self.c._hello_timeout + 5.0
+        deadline = monotonic() + self.ctx.hello_timeout + 5.0
         while self.refresh.worth_waiting and not self.stop.is_set() \
                 and monotonic() < deadline:
             self.handed_over.wait(0.05)
@@ -227,14 +229,14 @@ class SocketModeRun(Run):
 
     def _handle(self, messages: List[Message], transport: Transport) -> Optional[SlackRTMError]:
         """Process one read's messages; return why to stop reading this run's connection."""
-        c = self.c
-        core = c._core
+        ctx = self.ctx
+        core = ctx.core
         now = monotonic()
         entries: List[Entry] = []
         ready_at = -1
         acks: List[SocketModeRequest] = []
         outcome: Optional[SlackRTMError] = None
-        registry = c._registry
+        registry = ctx.registry
         for text, payload in messages:
             if text is None:
                 self.log.warn(f"dropped a binary frame of {len(payload or b'')} bytes")
@@ -258,7 +260,7 @@ class SocketModeRun(Run):
             else:
                 request = SocketModeRequest(frame, self, transport, self.manual_ack)
                 if self.seen.check(envelope_id, request.payload.get("event_id")):
-                    c._counters.add("duplicates_local")
+                    self.count("duplicates_local")
                     self.log.debug(f"envelope {envelope_id} was delivered before: "
                                    "acknowledged again, not dispatched")
                     acks.append(request)
@@ -297,12 +299,12 @@ class SocketModeRun(Run):
                 outcome = self._disconnect(frame, transport) or outcome
         if acks:
             self.write_bound_many([request.acked_on_read() for request in acks])
-            c._counters.add("acked", len(acks))
+            self.count("acked", len(acks))
             if len(self.bound) >= BOUND_HIGH:
                 self.wait_bound_room(transport)
         replies = self.pongs_as_replies(transport) if transport.pongs else []
         if replies:
-            with c._lock:
+            with ctx.lock:
                 core.heard(now)
                 effects: List[Any] = []
                 for reply in replies:
@@ -352,14 +354,14 @@ class SocketModeRun(Run):
     def _note_hello(self, frame: Dict[str, Any], now: float) -> None:
         """Remember what hello says; schedule a refresh before the connection's end."""
         info = _hello_info(frame)
-        self.c._note_hello(info.get("num_connections"))
-        with self.c._lock:
-            if self.c._connect_data is not None:
-                self.c._connect_data = dict(self.c._connect_data, **info)
+        self.ctx.note_hello(info.get("num_connections"))
+        with self.ctx.lock:
+            if self.ctx.connect_data is not None:
+                self.ctx.connect_data = dict(self.ctx.connect_data, **info)
         debug = frame.get("debug_info")
         life = debug.get("approximate_connection_time") if isinstance(debug, dict) else None
         if isinstance(life, (int, float)) and not isinstance(life, bool) and life > 0:
-            with self.c._lock:
+            with self.ctx.lock:
                 self.refresh.lifetime(float(life))
             self.refresh_wanted.set()  # the refresher re-reads when it is due
 
@@ -371,7 +373,7 @@ class SocketModeRun(Run):
         if reason in REFRESH_REASONS:
             self.log.debug(f"Slack asked for a refresh ({reason}): opening the next "
                            "connection before closing this one")
-            with self.c._lock:  # a refresh under way already answers this request
+            with self.ctx.lock:  # a refresh under way already answers this request
                 wake = self.refresh.ask()
             if wake:
                 self.refresh_wanted.set()
@@ -390,7 +392,7 @@ class SocketModeRun(Run):
     def _refresher_main(self) -> None:
         while not self.stop.is_set():
             try:
-                with self.c._lock:
+                with self.ctx.lock:
                     wait = self.refresh.wait_time(30.0)
                 if wait > 0:
                     self.refresh_wanted.wait(wait)
@@ -404,9 +406,9 @@ class SocketModeRun(Run):
 
     def _refresh(self) -> None:
         """Begin the refresh if one is due; open the next connection; tell the reader."""
-        c = self.c
-        with c._lock:
-            ticket = self.refresh.begin(c._core.state is State.READY)
+        ctx = self.ctx
+        with ctx.lock:
+            ticket = self.refresh.begin(ctx.core.state is State.READY)
             if ticket is None:
                 return
             self.handed_over.clear()
@@ -414,7 +416,7 @@ class SocketModeRun(Run):
         try:
             opened = self._open_next()
         except TooManyWebsockets as err:
-            with c._lock:
+            with ctx.lock:
                 delay = self.refresh.refused(ticket)
             if delay is not None:
                 self.log.warn(f"{err}: the current connection is kept, the refresh is "
@@ -422,10 +424,10 @@ class SocketModeRun(Run):
         except Exception as err:  # whatever went wrong, the reader must hear of it
             self.log.warn(f"refreshing the connection failed: {err}; the current one is "
                           "kept until it ends, then the client reconnects")
-            with c._lock:
+            with ctx.lock:
                 self.refresh.failed(ticket)
         else:
-            with c._lock:
+            with ctx.lock:
                 if self.stop.is_set():
                     self.refresh.failed(ticket)
                 if self.stop.is_set() or not self.refresh.opened(ticket, opened):
@@ -458,7 +460,7 @@ class SocketModeRun(Run):
         transport = self.open_transport(data["url"])
         held: List[Message] = []
         hello: Optional[Dict[str, Any]] = None
-        deadline = monotonic() + self.c._hello_timeout
+        deadline = monotonic() + self.ctx.hello_timeout
         transport.poll_every(0.05)
         try:
             while hello is None:
@@ -466,7 +468,7 @@ class SocketModeRun(Run):
                     raise WebsocketError("the client is disconnecting")
                 if monotonic() > deadline:
                     raise WebsocketError(f"no hello from Slack within "
-                                         f"{self.c._hello_timeout:g} s of refreshing")
+                                         f"{self.ctx.hello_timeout:g} s of refreshing")
                 batch = transport.read()
                 for message in batch:
                     # after hello, frames are the reader's (a disconnect then is the new
