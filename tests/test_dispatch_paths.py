@@ -10,15 +10,8 @@ from typing import Any, Dict, List, Tuple
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slackrtm._engine.dispatch import (
-    Dispatcher,
-    EnvelopeEntry,
-    Lifecycle,
-    Observer,
-    Registry,
-    Reply,
-    Unparsed,
-)
+from slackrtm._engine.dispatch import Dispatcher, Observer, Registry
+from slackrtm._engine.entries import EnvelopeEntry, Lifecycle, Reply, Unparsed
 from slackrtm._log import Log
 
 TYPES = ["message", "error", "reaction_added", "hello", "message::bot_message"]

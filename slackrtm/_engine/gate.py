@@ -27,7 +27,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from slackrtm._engine.dedupe import DEFAULT_TTL, Dedupe, event_key
-from slackrtm._engine.dispatch import Duplicate, Entry, EnvelopeEntry, Reply
+from slackrtm._engine.entries import Duplicate, Entry, EnvelopeEntry, Reply
 from slackrtm._log import Log
 
 Item = Tuple[str, float]

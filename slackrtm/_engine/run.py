@@ -32,8 +32,9 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 from slackrtm._engine.attempts import FATAL_ERRORS, Attempts
 from slackrtm._engine.context import RunContext, apply, monotonic
 from slackrtm._engine.core import PingDue, Resolve, State, Teardown
-from slackrtm._engine.dispatch import Dispatcher, Entry
+from slackrtm._engine.dispatch import Dispatcher
 from slackrtm._engine.poster import Poster
+from slackrtm._engine.reading import Reading
 from slackrtm._engine.transport import Transport, abort_handshake
 from slackrtm._engine.writer import Bound, Writer, ours
 from slackrtm.errors import (
@@ -45,13 +46,9 @@ __all__ = ["FATAL_ERRORS", "Bound", "Run", "RunContext", "apply", "monotonic"]
 
 
 
-class Run(Attempts, Poster, Writer):
+class Run(Attempts, Reading, Poster, Writer):
     """The machinery of one run; created by a client's ``start()``. Subclasses supply
     :meth:`_open_source`, :meth:`_read_loop` and the class attributes below."""
-
-    #: Keep-alive pings as JSON ``{"type": "ping"}`` messages (RTM), else as WebSocket
-    #: ping control frames answered by pong frames (Socket Mode).
-    json_ping = True
 
     def __init__(self, ctx: RunContext, args: Dict[str, Any]) -> None:
         self.ctx = ctx
@@ -222,35 +219,6 @@ class Run(Attempts, Poster, Writer):
                     f"internal error in the reader thread: {exc!r}")
                 self.shutdown(err, timeout=10.0, explicit=False, join_dispatcher=False)
 
-    def deliver(self, entries: List[Entry], frames: int,
-                transport: Transport) -> Optional[SlackRTMError]:
-        """Hand ``entries`` (``frames`` of them read from the socket) to the dispatcher,
-        waiting while its backlog is full. Returns why to stop reading, or None."""
-        disp = self.dispatcher
-        stop = self.stop
-        if not disp.admit(frames, lambda: stop.is_set() or transport.closed, self._pause):
-            if stop.is_set():
-                return WebsocketError("the client is disconnecting")
-            disp.put(entries, force=frames)  # torn down while paused: keep them
-            return WebsocketError(f"the connection to {transport.host} was closed")
-        disp.put(entries)
-        return None
-
-    def settle(self, effects: List[Any]) -> None:
-        """Carry out what matching replies gave: complete futures; a resend queued by
-        pacing wakes the timer (which wakes the writer)."""
-        if any(isinstance(e, PingDue) for e in effects):
-            self.kick.set()
-        apply([e for e in effects if isinstance(e, Resolve)])
-
-    def pongs_as_replies(self, transport: Transport) -> List[Dict[str, Any]]:
-        """Pong control frames as reply frames to the keep-alive pings they answer."""
-        replies: List[Dict[str, Any]] = []
-        for payload in transport.take_pongs():
-            if not self.json_ping and payload.isdigit() and len(payload) < 19:
-                replies.append({"reply_to": int(payload)})
-        return replies
-
     def _pause(self, paused: bool, reason: str = "backlog") -> None:
         """Keep-alive and reply deadlines stand still while any reason holds (the handlers
         are behind; Socket Mode: the new connection waits while the old one drains)."""
@@ -266,27 +234,6 @@ class Run(Attempts, Poster, Writer):
             self.log.debug(f"handlers are {self.dispatcher.backlog} events behind: reading "
                           "paused until they catch up")
         self.kick.set()
-
-    def hello(self) -> bool:
-        """``hello`` arrived on the connection being set up: the client is ready. Returns
-        False when it came at the wrong time (ignored)."""
-        ctx = self.ctx
-        with ctx.lock:
-            if self.stop.is_set() or ctx.core.state is not State.CONNECTED:
-                self.log.debug("ignored a hello outside the connected state")
-                return False
-            ctx.core.hello(monotonic())
-            data = ctx.connect_data
-        self.log.debug("ready")
-        self.failures_logged.clear()  # a new streak of failures is reported again
-        if not self.future.done():
-            try:
-                self.future.set_result(dict(data or {}))
-            except Exception:  # cancelled by disconnect() meanwhile
-                pass
-        self.wake_writer.set()
-        self.kick.set()
-        return True
 
     # ================================================================ dispatcher
     def _dispatcher_main(self) -> None:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 from slackrtm._engine.core import RECONNECT_EVENTS
-from slackrtm._engine.dispatch import Entry, Lifecycle, Reply, Unparsed
-from slackrtm._engine.run import Run, RunContext, monotonic
+from slackrtm._engine.entries import Reply
+from slackrtm._engine.reading import Batch
+from slackrtm._engine.run import Run, RunContext
 from slackrtm._engine.transport import Transport
 from slackrtm.errors import ReconnectRequested, SlackRTMError, WebsocketError
 
 
 class RTMRun(Run):
     """A run of an ``RTMClient``: replies resolve send futures; ``goodbye`` reconnects."""
+
+    special_key = "reply_to"
+    notable_types = RECONNECT_EVENTS
 
     def __init__(self, ctx: RunContext, args: Dict[str, Any], *,
                  use_rtm_connect: bool = True) -> None:
@@ -27,66 +30,28 @@ class RTMRun(Run):
         return "rtm.connect" if self.use_rtm_connect else "rtm.start"
 
     def _read_loop(self, transport: Transport) -> Tuple[SlackRTMError, Transport]:
-        ctx = self.ctx
-        core = ctx.core
-        lock = ctx.lock
-        loads = json.loads
-        registry = ctx.registry
-
-        def raw_handlers() -> bool:
-            return bool(registry.handlers("raw_message"))
-
+        # One connection, read until it ends. No lock is held here: take_batch takes the
+        # client's lock once per read, for the replies it settles.
         while True:
             try:
-                messages = transport.read()
-            except WebsocketError as err:
+                messages = transport.read()  # blocks; teardown (abort) wakes it
+            except WebsocketError as err:  # closed, failed, or torn down by a deadline
                 return err, transport
-            now = monotonic()
-            entries: List[Entry] = []
-            ready_at = -1
-            replies: List[Dict[str, Any]] = self.pongs_as_replies(transport) \
-                if transport.pongs else []
-            reconnect: Optional[str] = None
-            for text, payload in messages:
-                if text is None:
-                    self.log.warn(f"dropped a binary frame of {len(payload or b'')} bytes")
-                    continue
-                try:
-                    frame = loads(text)
-                except (ValueError, RecursionError):  # RecursionError: nested too deep
-                    entries.append(Unparsed(text))
-                    continue
-                if type(frame) is not dict:
-                    entries.append(Unparsed(text))
-                elif "reply_to" in frame:
-                    replies.append(frame)
-                    if raw_handlers():  # replies reach only raw_message: skip when unheard
-                        entries.append(Reply(text))
-                elif type(frame.get("type")) is not str:
-                    entries.append(Unparsed(text))
-                else:
-                    entries.append((text, frame))
-                    etype = frame["type"]
-                    if etype == "hello":
-                        if self.hello():
-                            ready_at = len(entries)
-                            entries.append(Lifecycle("ready"))
-                    elif etype in RECONNECT_EVENTS:
-                        reconnect = etype
-            if replies:
-                with lock:
-                    core.heard(now)
-                    effects: List[Any] = []
-                    for frame in replies:
-                        effects.extend(core.inbound(frame, now))
-                self.settle(effects)
-            else:
-                core.heard(now)  # no lock needed: see Core.heard
-            if entries:
-                stop = self.deliver(entries, len(entries) - (ready_at >= 0), transport)
-                if stop is not None:
-                    return stop, transport
-            if reconnect is not None:
-                transport.close()
-                return ReconnectRequested(f"Slack sent {reconnect!r}: it closes this connection",
-                                          event=reconnect), transport
+            outcome = self.take_batch(messages, transport)
+            if outcome is not None:  # goodbye (closed by now), or the run is stopping
+                return outcome, transport
+
+    # ---------------------------------------------------------------- frames
+    def _special(self, text: str, frame: Dict[str, Any], batch: Batch) -> bool:
+        """A reply to a send: settled on this thread; the ``raw_message`` handlers see it,
+        the others do not (skipped when nobody listens)."""
+        batch.replies.append(frame)
+        if self.ctx.registry.handlers("raw_message"):
+            batch.entries.append(Reply(text))
+        return True
+
+    def _notable(self, etype: str, frame: Dict[str, Any], batch: Batch) -> None:
+        """``goodbye`` / ``team_migration_started``: Slack closes the connection soon;
+        reconnect at once, after what came before it was queued."""
+        batch.outcome = ReconnectRequested(
+            f"Slack sent {etype!r}: it closes this connection", event=etype)

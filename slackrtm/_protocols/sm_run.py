@@ -20,7 +20,8 @@ from concurrent.futures import Future
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from slackrtm._engine.core import State
-from slackrtm._engine.dispatch import Entry, EnvelopeEntry, Lifecycle, Reply, Unparsed
+from slackrtm._engine.entries import Entry, EnvelopeEntry, Reply, Unparsed
+from slackrtm._engine.reading import Batch
 from slackrtm._engine.run import Bound, Run, RunContext, monotonic
 from slackrtm._engine.transport import Message, Transport
 from slackrtm._engine.writer import BOUND_HIGH
@@ -62,6 +63,8 @@ class SocketModeRun(Run):
 
     source_method = "apps.connections.open"
     json_ping = False
+    special_key = ""  # every JSON object: an envelope may lack a usable envelope_id
+    notable_types = frozenset({"disconnect"})
 
     def __init__(self, ctx: RunContext, args: Dict[str, Any], *, manual_ack: bool,
                  debug_reconnects: bool = False) -> None:
@@ -75,6 +78,8 @@ class SocketModeRun(Run):
         self.handed_over = threading.Event()
         local = ctx.local_dedupe
         self.seen = local if local is not None else Seen()
+        #: Envelopes of the batch being read to acknowledge (reader thread only).
+        self.batch_acks: List[SocketModeRequest] = []
         # the refresher wakes the reader through this pair once the next connection is
         # ready (or the refresh failed), wherever the reader is blocked
         self.wake_r, self.wake_w = socket.socketpair()
@@ -170,7 +175,7 @@ class SocketModeRun(Run):
                     current.set_waker(self.wake_r)
                     continue
             if messages or source.pongs:
-                outcome = self._handle(messages, source)
+                outcome = self.take_batch(messages, source)
                 if outcome is not None:
                     if draining is not None:
                         draining.release()
@@ -227,96 +232,68 @@ class SocketModeRun(Run):
             self.handed_over.wait(0.05)
         return self._take_handover()
 
-    def _handle(self, messages: List[Message], transport: Transport) -> Optional[SlackRTMError]:
-        """Process one read's messages; return why to stop reading this run's connection."""
-        ctx = self.ctx
-        core = ctx.core
-        now = monotonic()
-        entries: List[Entry] = []
-        ready_at = -1
-        acks: List[SocketModeRequest] = []
-        outcome: Optional[SlackRTMError] = None
-        registry = ctx.registry
-        for text, payload in messages:
-            if text is None:
-                self.log.warn(f"dropped a binary frame of {len(payload or b'')} bytes")
-                continue
-            try:
-                frame = json.loads(text)
-            except (ValueError, RecursionError) as exc:
-                salvaged = self._salvage(text, exc, transport) if '"envelope_id"' in text \
-                    else None
-                entries.append(Reply(text) if salvaged else Unparsed(text))
-                continue
-            if type(frame) is not dict:
-                entries.append(Unparsed(text))
-                continue
-            envelope_id = frame.get("envelope_id")
-            if type(envelope_id) is not str or not envelope_id:
-                if looks_like_envelope(frame):
-                    self._unusable_id(frame, transport)
-                    entries.append(Reply(text))
-                    continue
-            else:
-                request = SocketModeRequest(frame, self, transport, self.manual_ack)
-                if self.seen.check(envelope_id, request.payload.get("event_id")):
-                    self.count("duplicates_local")
-                    self.log.debug(f"envelope {envelope_id} was delivered before: "
-                                   "acknowledged again, not dispatched")
-                    acks.append(request)
-                    if registry.handlers("raw_message"):
-                        entries.append(Reply(text))
-                    continue
-                problems, drop = envelope_problems(frame)
-                if problems:
-                    self.log.warn(
-                        f"envelope {envelope_id} ({_shown(frame.get('type'))}) has "
-                        f"{', '.join(problems)}: "
-                        + ("acknowledged and dropped" if drop else
-                           "only its envelope handlers get it, its inner event is not "
-                           "dispatched"))
-                if drop:
-                    acks.append(request)
-                    entries.append(Reply(text))
-                    continue
-                self.refresh.delivered()
-                if not (self.manual_ack or (request.accepts_response_payload
-                                            and registry.handlers(request.type))):
-                    acks.append(request)
-                entries.append(EnvelopeEntry(text, request.event, request))
-                continue
-            etype = frame.get("type")
-            if type(etype) is not str:
-                entries.append(Unparsed(text))
-                continue
-            entries.append((text, frame))
-            if etype == "hello":
-                self._note_hello(frame, now)
-                if core.state is State.CONNECTED and self.hello():
-                    ready_at = len(entries)
-                    entries.append(Lifecycle("ready"))
-            elif etype == "disconnect":
-                outcome = self._disconnect(frame, transport) or outcome
+    # ---------------------------------------------------------------- frames
+    def _special(self, text: str, frame: Dict[str, Any], batch: Batch) -> bool:
+        """An envelope: acknowledged at once (unless its handlers answer it, or acks are
+        manual), dispatched to its handlers unless Slack delivered it before; one that
+        cannot be used is acknowledged if it can be, and dropped. False: no envelope."""
+        envelope_id = frame.get("envelope_id")
+        if type(envelope_id) is not str or not envelope_id:
+            if looks_like_envelope(frame):
+                self._unusable_id(frame, batch.transport)
+                batch.entries.append(Reply(text))
+                return True
+            return False  # no envelope: read as an event
+        request = SocketModeRequest(frame, self, batch.transport, self.manual_ack)
+        acks = self.batch_acks
+        if self.seen.check(envelope_id, request.payload.get("event_id")):
+            self.count("duplicates_local")
+            self.log.debug(f"envelope {envelope_id} was delivered before: "
+                           "acknowledged again, not dispatched")
+            acks.append(request)
+            if self.ctx.registry.handlers("raw_message"):
+                batch.entries.append(Reply(text))
+            return True
+        problems, drop = envelope_problems(frame)
+        if problems:
+            self.log.warn(
+                f"envelope {envelope_id} ({_shown(frame.get('type'))}) has "
+                f"{', '.join(problems)}: "
+                + ("acknowledged and dropped" if drop else
+                   "only its envelope handlers get it, its inner event is not "
+                   "dispatched"))
+        if drop:
+            acks.append(request)
+            batch.entries.append(Reply(text))
+            return True
+        self.refresh.delivered()  # Slack delivers again: a past refusal is over
+        if not (self.manual_ack or (request.accepts_response_payload
+                                    and self.ctx.registry.handlers(request.type))):
+            acks.append(request)
+        batch.entries.append(EnvelopeEntry(text, request.event, request))
+        return True
+
+    def _unparsable(self, text: str, exc: BaseException, transport: Transport) -> Entry:
+        """An envelope that cannot be parsed is acknowledged by the id it carries."""
+        if '"envelope_id"' in text and self._salvage(text, exc, transport):
+            return Reply(text)
+        return Unparsed(text)
+
+    def _hello_frame(self, frame: Dict[str, Any], now: float) -> None:
+        self._note_hello(frame, now)
+
+    def _notable(self, etype: str, frame: Dict[str, Any], batch: Batch) -> None:
+        batch.outcome = self._disconnect(frame, batch.transport) or batch.outcome
+
+    def _sorted(self, batch: Batch) -> None:
+        """Acknowledgements are queued before the envelopes reach any handler, so a slow
+        handler never makes Slack redeliver."""
+        acks, self.batch_acks = self.batch_acks, []
         if acks:
             self.write_bound_many([request.acked_on_read() for request in acks])
             self.count("acked", len(acks))
             if len(self.bound) >= BOUND_HIGH:
-                self.wait_bound_room(transport)
-        replies = self.pongs_as_replies(transport) if transport.pongs else []
-        if replies:
-            with ctx.lock:
-                core.heard(now)
-                effects: List[Any] = []
-                for reply in replies:
-                    effects.extend(core.inbound(reply, now))
-            self.settle(effects)
-        elif transport is self.transport:
-            core.heard(now)
-        if entries:
-            stop = self.deliver(entries, len(entries) - (ready_at >= 0), transport)
-            if stop is not None:
-                return stop
-        return outcome
+                self.wait_bound_room(batch.transport)
 
     def _salvage(self, text: str, exc: BaseException, transport: Transport) -> bool:
         """An envelope that cannot be parsed: acknowledge it by the id it carries, so
@@ -380,7 +357,7 @@ class SocketModeRun(Run):
             return None
         if reason == "link_disabled":
             return PlatformError(LINK_DISABLED, error="link_disabled", data=frame)
-        transport.close()
+        # any other outcome: take_batch closes the connection once the batch is queued
         if reason == "too_many_websockets":
             return TooManyWebsockets(
                 "Slack refused the connection: too many WebSocket connections for this app "
