@@ -6,7 +6,18 @@ from __future__ import annotations
 import logging
 import ssl
 from concurrent.futures import Future
-from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Union, overload
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Tuple,
+    Union,
+    overload,
+)
 
 from slackrtm._client_base import DEFAULT_API_URL, WaitFuture
 from slackrtm._engine.backoff import Backoff
@@ -130,27 +141,44 @@ class RTMClient(SendingClient):
         backfill: Optional[Backfill] = self._backfill
         return backfill.last_seen if backfill is not None else {}
 
-    def start(self, **rtm_args: Any) -> Future[Dict[str, Any]]:
+    def start(self, **args: Any) -> Future[Dict[str, Any]]:
         """Connect in the background; the future resolves with the connect data at ready.
 
-        ``rtm_args`` go to rtm.connect / rtm.start on every (re)connect.
+        ``args`` go to rtm.connect / rtm.start on every (re)connect (e.g.
+        ``batch_presence_aware=True``).
         """
-        return super().start(**rtm_args)
+        return super().start(**args)
 
-    def run_forever(self, **rtm_args: Any) -> None:
-        """Start if needed (``rtm_args`` as for :meth:`start`), then block until disconnected.
+    def run_forever(self, **args: Any) -> None:
+        """Start if needed (``args`` as for :meth:`start`), then block until disconnected.
 
         Ctrl-C or SIGTERM (on the main thread) disconnect cleanly and return. When the run
         ends for another reason than ``disconnect()``, the error that ended it is raised,
         also when it ended after ``start()``'s future resolved and before this call: that
         run is not started again (a later call starts a new one).
         """
-        super().run_forever(**rtm_args)
+        super().run_forever(**args)
 
     # ------------------------------------------------------------------ sending
+    @overload
+    def add_outgoing_event(self, type: str, body: Optional[Dict[str, Any]] = None, *,
+                           await_reply: bool) -> Future[Any]: ...
+    @overload
     def add_outgoing_event(self, await_reply: bool, type: str,
-                           body: Optional[Dict[str, Any]] = None) -> Future[Any]:
-        """Send any RTM event; resolves with the reply (``await_reply``) or None once written."""
+                           body: Optional[Dict[str, Any]] = None) -> Future[Any]: ...
+
+    def add_outgoing_event(self, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Send any RTM event: ``add_outgoing_event("typing", {"channel": c},
+        await_reply=False)``. The future resolves with Slack's reply (``await_reply``) or
+        with None once the event is written.
+
+        The older form with the flag first, ``add_outgoing_event(True, "message", body)``,
+        is accepted too.
+        """
+        return self._send_event(*_outgoing_args(args, kwargs))
+
+    def _send_event(self, type: str, body: Optional[Dict[str, Any]],
+                    await_reply: bool) -> Future[Any]:
         future: Future[Any] = WaitFuture(self)
         return self._submit(future, lambda: self._core.submit(type, body, await_reply, future))
 
@@ -190,12 +218,36 @@ class RTMClient(SendingClient):
 
     def send_typing(self, conversation_id: str) -> Future[None]:
         """Show the typing indicator; resolves once written."""
-        return self.add_outgoing_event(False, "typing", {"channel": conversation_id})
+        return self._send_event("typing", {"channel": conversation_id}, False)
 
     def subscribe_presence(self, user_ids: List[str]) -> Future[None]:
         """Subscribe to these users' presence (the complete list); re-sent on reconnect."""
         future: Future[Any] = WaitFuture(self)
         return self._submit(future, lambda: self._core.subscribe_presence(user_ids, future))
+
+
+def _outgoing_args(args: Tuple[Any, ...], kwargs: Dict[str, Any]
+                   ) -> Tuple[str, Optional[Dict[str, Any]], bool]:
+    """``(type, body, await_reply)`` from either form of :meth:`RTMClient.add_outgoing_event`
+    (a bool first is the older form: it is never an event type)."""
+    names = ("await_reply", "type", "body") if args and isinstance(args[0], bool) \
+        else ("type", "body")
+    if len(args) > len(names):
+        raise TypeError(f"add_outgoing_event() takes at most {len(names)} positional "
+                        f"arguments ({len(args)} given)")
+    given = dict(zip(names, args))
+    for key, value in kwargs.items():
+        if key not in ("await_reply", "type", "body"):
+            raise TypeError(f"add_outgoing_event() got an unexpected keyword argument {key!r}")
+        if key in given:
+            raise TypeError(f"add_outgoing_event() got multiple values for {key!r}")
+        given[key] = value
+    if "type" not in given or "await_reply" not in given:
+        raise TypeError("add_outgoing_event() needs the event type and await_reply, as in "
+                        "add_outgoing_event('typing', {'channel': c}, await_reply=False)")
+    if not isinstance(given["type"], str):
+        raise TypeError(f"the event type must be a str, got {given['type']!r}")
+    return given["type"], given.get("body"), bool(given["await_reply"])
 
 
 def _dig(data: Optional[Dict[str, Any]], *keys: str) -> Optional[str]:

@@ -29,6 +29,8 @@ from slackrtm.web import WebClient
 
 __all__ = ["SocketModeClient", "SocketModeRequest"]
 
+#: How envelopes are acknowledged: at once by the client (``"auto"``) or by the handlers.
+AckMode = Literal["auto", "manual"]
 ACK_MODES = ("auto", "manual")
 
 
@@ -89,7 +91,7 @@ class SocketModeClient(SendingClient):
         *,
         slack_api_url: Optional[str] = None,
         auto_reconnect: bool = True,
-        ack: str = "auto",
+        ack: AckMode = "auto",
         client_ping_timeout: float = 10.0,
         server_pong_timeout: float = 5.0,
         hello_timeout: float = 10.0,

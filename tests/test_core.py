@@ -33,7 +33,7 @@ T = Timeouts(client_ping=10.0, server_pong=5.0, reply=30.0, hello=10.0)
 def ready_core(now: float = 0.0) -> Core:
     core = Core(T, Backoff(jitter=False))
     core.start()
-    core.connected(now)
+    core.opened(now)
     core.hello()
     return core
 
@@ -95,7 +95,7 @@ def test_transition_hook_sees_every_change() -> None:
     seen = []
     core = Core(on_transition=lambda a, b: seen.append((a.value, b.value)))
     core.start()
-    core.connected(0.0)
+    core.opened(0.0)
     core.hello()
     core.transition(State.RECONNECTING)
     core.attempt()
@@ -125,7 +125,7 @@ def test_sends_queue_until_ready_then_go_in_order_with_increasing_ids() -> None:
     for i, f in enumerate(futs):
         assert core.submit("message", {"channel": "C1", "text": str(i)}, True, f) is None
     assert core.next_write(0.0) is None  # not ready: nothing leaves
-    core.connected(0.0)
+    core.opened(0.0)
     assert core.next_write(0.0) is None
     core.hello()
     frames = write_all(core, 1.0)
@@ -251,7 +251,7 @@ def test_other_inbound_frames_do_not_count_as_pong() -> None:
 def test_hello_deadline() -> None:
     core = Core(T)
     core.start()
-    core.connected(100.0)
+    core.opened(100.0)
     assert core.next_deadline() == 110.0
     assert core.tick(109.0) == []
     (effect,) = core.tick(110.0)
@@ -284,12 +284,12 @@ def test_failures_count_and_reset_at_ready() -> None:
     assert core.attempt_failed() == 2.0
     core.transition(State.RECONNECTING)
     core.attempt()
-    core.connected(0.0)  # handshake ok but no hello: still a failed attempt
+    core.opened(0.0)  # handshake ok but no hello: still a failed attempt
     core.connection_lost(WebsocketError("no hello"))
     assert core.failures == 3 and core.reconnect_delay() == 4.0
     core.transition(State.RECONNECTING)
     core.attempt()
-    core.connected(0.0)
+    core.opened(0.0)
     core.hello()
     assert core.failures == 0
     core.connection_lost(WebsocketError("lost"))
@@ -301,7 +301,7 @@ def test_presence_resubscribed_once_per_ready() -> None:
     core.start()
     fut: Future[Any] = Future()
     core.subscribe_presence(["U1", "U2"], fut)
-    core.connected(0.0)
+    core.opened(0.0)
     core.hello()
     frames = write_all(core, 0.0)
     assert [f["type"] for f in frames] == ["presence_sub"]  # the queued one, not twice
@@ -309,7 +309,7 @@ def test_presence_resubscribed_once_per_ready() -> None:
     core.transition(State.RECONNECTING)
     core.connection_lost(WebsocketError("x"))
     core.attempt()
-    core.connected(1.0)
+    core.opened(1.0)
     core.hello()
     frames = write_all(core, 1.0)
     assert frames == [{"ids": ["U1", "U2"], "id": frames[0]["id"], "type": "presence_sub"}]

@@ -134,7 +134,7 @@ class CoreMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.core.state is State.CONNECTING)
     @rule()
     def handshake_done(self) -> None:
-        self.core.connected(self.now)
+        self.core.opened(self.now)
         self.socket_dead = False
         assert self.core.hello_deadline == self.now + T.hello
 
@@ -518,7 +518,7 @@ TestCoreProperties = CoreMachine.TestCase
 def test_json_true_is_no_message_id() -> None:
     core = Core(T, B)
     core.start()
-    core.connected(0.0)
+    core.opened(0.0)
     core.hello()
     fut: Future[Any] = Future()
     core.submit("message", {"text": "x"}, True, fut)

@@ -25,7 +25,7 @@ SLOW = {"code": -1, "msg": "slow down, too many messages..."}
 def paced_core(rate: float = 1.0, burst: int = 3) -> Core:
     core = Core(dataclasses.replace(T), pacer=Pacer(SendRate(rate, burst)))
     core.start()
-    core.connected(0.0)
+    core.opened(0.0)
     core.hello()
     return core
 
@@ -181,7 +181,7 @@ def test_held_sends_wait_while_not_ready_and_survive_a_reconnect() -> None:
     assert not any(f.done() for f in futs[1:])
     assert core.next_deadline() is None and drain(core, 5.0) == []
     core.attempt()
-    core.connected(5.0)
+    core.opened(5.0)
     core.hello()
     assert texts(drain(core, 5.0)) == [("C1", "a1")]
 
@@ -224,7 +224,7 @@ def test_resends_keep_submission_order_in_their_channel() -> None:
 def test_without_pacing_a_slow_down_fails_the_send_as_before() -> None:
     core = Core(dataclasses.replace(T))
     core.start()
-    core.connected(0.0)
+    core.opened(0.0)
     core.hello()
     fut = send(core, "C1")
     [frame] = drain(core, 0.0)

@@ -89,6 +89,30 @@ def test_send_message_resolves_with_reply_and_echo(slack: FakeSlack, make: Make)
     assert ("message", echo[0]) in [a for a in rec.of("slack_event")]
 
 
+def test_add_outgoing_event_takes_the_type_first_and_the_older_form(slack: FakeSlack,
+                                                                    make: Make) -> None:
+    rtm = make()
+    rtm.start().result(timeout=5)
+    channel = slack.channel_id("general")
+    reply = rtm.add_outgoing_event("message", {"channel": channel, "text": "new form"},
+                                   await_reply=True).result(timeout=5)
+    assert reply["ok"] is True and reply["text"] == "new form"
+    assert rtm.add_outgoing_event("typing", {"channel": channel},
+                                  await_reply=False).result(timeout=5) is None
+    old = rtm.add_outgoing_event(True, "message", {"channel": channel, "text": "old form"})
+    assert old.result(timeout=5)["text"] == "old form"
+    assert rtm.add_outgoing_event(await_reply=False, type="typing",
+                                  body={"channel": channel}).result(timeout=5) is None
+    for bad_args, bad_kwargs in [((), {}), (("typing",), {}), (("typing", None, 3), {}),
+                                 ((True,), {}), ((True, "x"), {"type": "y"}),
+                                 (("typing",), {"await_reply": True, "channel": "C"}),
+                                 ((5,), {"await_reply": True})]:
+        with pytest.raises(TypeError):
+            rtm.add_outgoing_event(*bad_args, **bad_kwargs)
+    kinds = [f["type"] for f in slack.wait_for_received(None, count=4)]
+    assert kinds == ["message", "typing", "message", "typing"]
+
+
 def test_thread_ts_typing_and_generic_events(slack: FakeSlack, make: Make) -> None:
     rtm = make()
     rtm.start().result(timeout=30)

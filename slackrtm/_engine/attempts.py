@@ -115,7 +115,7 @@ class Attempts:
                     return
                 self.transport = transport
                 self.teardown_reason = None
-                ctx.core.connected(monotonic())
+                ctx.core.opened(monotonic())
             self.dispatcher.event("connected")
             self.kick.set()
             reason, transport = self._read_loop(transport)

@@ -39,6 +39,7 @@ from slackrtm._engine.states import (
     State,
     Teardown,
     Timeouts,
+    WakeWriter,
     WriteDue,
 )
 from slackrtm.errors import (
@@ -49,7 +50,8 @@ from slackrtm.errors import (
 )
 
 __all__ = ["RECONNECT_EVENTS", "TRANSITIONS", "Core", "Effect", "IllegalTransition",
-           "PingDue", "Resolve", "Send", "State", "Teardown", "Timeouts", "WriteDue"]
+           "PingDue", "Resolve", "Send", "State", "Teardown", "Timeouts", "WakeWriter",
+           "WriteDue"]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -107,7 +109,7 @@ class Core(Sending):
         """A new connection attempt starts after a backoff wait."""
         self.transition(State.CONNECTING)
 
-    def connected(self, now: float) -> None:
+    def opened(self, now: float) -> None:
         """The WebSocket handshake completed: wait for ``hello`` until the deadline."""
         self.transition(State.CONNECTED)
         self.reached_ready = False

@@ -12,7 +12,7 @@ from concurrent.futures import Future
 from typing import Any, Dict, FrozenSet, List, Optional, Set
 
 from slackrtm._engine.context import RunContext, apply, monotonic
-from slackrtm._engine.core import PingDue, Resolve, State
+from slackrtm._engine.core import Resolve, State, WakeWriter
 from slackrtm._engine.dispatch import Dispatcher
 from slackrtm._engine.entries import Entry, Lifecycle, Unparsed
 from slackrtm._engine.transport import Message, Transport
@@ -169,7 +169,7 @@ class Reading:
     def settle(self, effects: List[Any]) -> None:
         """Carry out what matching replies gave: complete futures; a resend queued by
         pacing wakes the timer (which wakes the writer)."""
-        if any(isinstance(e, PingDue) for e in effects):
+        if any(isinstance(e, WakeWriter) for e in effects):
             self.kick.set()
         apply([e for e in effects if isinstance(e, Resolve)])
 

@@ -31,7 +31,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from slackrtm._engine.attempts import FATAL_ERRORS, Attempts
 from slackrtm._engine.context import RunContext, apply, monotonic
-from slackrtm._engine.core import PingDue, Resolve, State, Teardown
+from slackrtm._engine.core import Resolve, State, Teardown, WakeWriter
 from slackrtm._engine.dispatch import Dispatcher
 from slackrtm._engine.poster import Poster
 from slackrtm._engine.reading import Reading
@@ -281,7 +281,7 @@ class Run(Attempts, Reading, Poster, Writer):
                                 self.teardown_reason = e.reason
                         if transport is not None:
                             transport.abort()
-                    elif isinstance(e, PingDue):
+                    elif isinstance(e, WakeWriter):
                         self.wake_writer.set()
                 apply(resolves)
                 if transport is not None and transport.writing:

@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional, Union
 from slackrtm.errors import SlackRTMError
 
 __all__ = ["RECONNECT_EVENTS", "TRANSITIONS", "Effect", "IllegalTransition", "PingDue",
-           "Resolve", "Send", "State", "Teardown", "Timeouts", "WriteDue"]
+           "Resolve", "Send", "State", "Teardown", "Timeouts", "WakeWriter", "WriteDue"]
 
 
 class State(str, enum.Enum):
@@ -79,16 +79,21 @@ class Teardown:
 
 
 @dataclass
-class PingDue:
-    """Effect: a ping was queued; the writer should be woken to write it."""
+class WakeWriter:
+    """Effect: the writer has something to write now: wake it (and the timer, which
+    recomputes its next deadline)."""
 
 
-class WriteDue(PingDue):
+class PingDue(WakeWriter):
+    """Effect: a keep-alive ping was queued."""
+
+
+class WriteDue(WakeWriter):
     """Effect: a send held back by its channel's send rate may go now (or a resend after
-    ``slow down`` was queued): wake the writer, and the timer to recompute its deadline."""
+    ``slow down`` was queued)."""
 
 
-Effect = Union[Resolve, Teardown, PingDue]
+Effect = Union[Resolve, Teardown, WakeWriter]
 
 
 @dataclass
