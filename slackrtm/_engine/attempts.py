@@ -74,14 +74,25 @@ class Attempts:
         raise NotImplementedError
 
     def _supervise(self) -> None:
+        """The reader thread's body: one connection after another until the run stops.
+
+        Every step that changes shared state takes the client's lock for that step only;
+        the lock is never held across a call that can block (HTTP, handshake, reading,
+        the backoff wait). After each blocking call the stop is checked first: shutdown
+        may have run meanwhile, and then nothing more may change.
+        """
         ctx = self.ctx
         first = True
         while not self.stop.is_set():
+            # 1. A new attempt (not the first: start() already moved to connecting and
+            #    queued the event). _move refuses once the run is stopping.
             if not first:
                 if not self._move(State.CONNECTING):
                     return
                 self.dispatcher.event("connecting")
             first = False
+            # 2. Ask the Web API for a WebSocket URL (no lock: shutdown aborts the call
+            #    through its abort scope). A failure is fatal (bad token, app) or backs off.
             self.log.debug(f"connecting: calling {self.source_method}")
             try:
                 data = self._open_source()
@@ -93,12 +104,14 @@ class Attempts:
                 if not self._attempt_failed(err, fatal):
                     return
                 continue
+            # 3. Authenticated: the facade's properties read connect_data under the lock.
             with ctx.lock:
                 if self.stop.is_set():
                     return
                 ctx.connect_data = data
                 ctx.authenticated = True
             self.dispatcher.event("authenticated", data)
+            # 4. The handshake (no lock: shutdown interrupts it through self.handshakes).
             try:
                 transport = self.open_transport(data["url"])
             except WebsocketError as err:
@@ -109,16 +122,24 @@ class Attempts:
                 if not self._attempt_failed(err, fatal=False):
                     return
                 continue
+            # 5. Publish the connection under the lock, in one step with the core's state:
+            #    from now on shutdown, the writer and the keep-alive thread see it. If
+            #    shutdown came first, nobody else will close this socket: do it here.
             with ctx.lock:
                 if self.stop.is_set():
                     transport.release()
                     return
                 self.transport = transport
                 self.teardown_reason = None
-                ctx.core.opened(monotonic())
+                ctx.core.opened(monotonic())  # the hello deadline starts
             self.dispatcher.event("connected")
-            self.kick.set()
+            self.kick.set()  # the keep-alive thread recomputes its deadline (hello)
+            # 6. Read until the connection ends (the protocol's loop; no lock held).
             reason, transport = self._read_loop(transport)
+            # 7. The connection is gone: unpublish it and fail the sends that awaited a
+            #    reply on it, under the lock; a teardown by a deadline (no pong, no hello)
+            #    is the truer reason than the read error it caused. Futures are completed
+            #    after the lock is released (their callbacks run user code).
             with ctx.lock:
                 self.transport = None
                 if self.teardown_reason is not None:
@@ -127,6 +148,7 @@ class Attempts:
                 ctx.authenticated = False
             transport.release()
             apply(effects)
+            # 8. Stop, give up, or reconnect after the backoff (interrupted by the stop).
             if self.stop.is_set():
                 return
             if isinstance(reason, PlatformError):  # the server said the run is over

@@ -51,38 +51,63 @@ class Run(Attempts, Reading, Poster, Writer):
     :meth:`_open_source`, :meth:`_read_loop` and the class attributes below."""
 
     def __init__(self, ctx: RunContext, args: Dict[str, Any]) -> None:
+        # Who owns each attribute (writes it) and what guards it. "lock" is ctx.lock, the
+        # client's one lock; Events and the dispatcher guard themselves.
+        # -- set here, read-only after: any thread reads them.
         self.ctx = ctx
-        self.args = args
+        self.args = args  # the Web API call's arguments (start(**args))
         self.log = ctx.log
-        self.stop = threading.Event()
-        self.finished = threading.Event()  # the dispatcher ran the last event
-        self.torn_down = threading.Event()  # state is disconnected again
-        self.future: Future[Dict[str, Any]] = Future()
-        self.stopping = False
-        self.stopped_at = 0.0  # when shutdown began (monotonic)
-        self.explicit = False
-        self.error: Optional[BaseException] = None
-        self.error_raised = False  # start()'s future or run_forever() reported it already
-        self.pauses: Set[str] = set()  # why deadlines stand still (see _pause)
-        self.transport: Optional[Transport] = None
-        self.teardown_reason: Optional[SlackRTMError] = None
-        self.http_scopes: Set[Any] = set()  # in-flight Web API calls, aborted by shutdown
-        self.url_calls: Dict[Any, float] = {}
-        self.kick = threading.Event()
-        self.next_wake = 0.0  # when the keep-alive thread plans to wake next
-        self.wake_writer = threading.Event()
-        self.write_lock = threading.Lock()
         self.dispatcher = Dispatcher(ctx.registry, self.log, ctx.max_backlog)
         gate = ctx.gate
         if gate is not None:  # a shared duplicate filter: claimed before dispatch
             self.dispatcher.gate = gate.filter
             self.dispatcher.claim_frame = gate.claim_frame
-        self.threads_started = threading.Event()  # start() finished starting them
+        # -- Events (thread-safe by themselves).
+        self.stop = threading.Event()  # set once, by shutdown (any thread)
+        self.finished = threading.Event()  # dispatcher thread: it ran the last event
+        self.torn_down = threading.Event()  # shutdown: the state is disconnected again
+        self.threads_started = threading.Event()  # start(): every thread was started
+        self.kick = threading.Event()  # any thread: the keep-alive thread recomputes
+        self.wake_writer = threading.Event()  # any thread: the writer has work
+        # -- start()'s future: resolved by the reader (hello) or shutdown; thread-safe.
+        self.future: Future[Dict[str, Any]] = Future()
+        # -- shutdown writes these once, under lock; others read them under lock, or
+        #    (error, explicit) after finished is set.
+        self.stopping = False
+        self.stopped_at = 0.0  # when shutdown began (monotonic)
+        self.explicit = False  # disconnect() ended the run (no error to raise)
+        self.error: Optional[BaseException] = None  # what ended the run, if not disconnect()
+        # -- the facade thread in shutdown / run_forever; no lock (only they read it).
+        self.error_raised = False  # start()'s future or run_forever() reported it already
+        # -- reader thread (the owner) writes under lock; writer, keep-alive and shutdown
+        #    read under lock.
+        self.transport: Optional[Transport] = None  # the connection being read
+        self.pauses: Set[str] = set()  # why deadlines stand still (see _pause)
+        # -- keep-alive and writer threads write under lock (a deadline, a failed write);
+        #    the reader reads and clears it under lock when the connection ends.
+        self.teardown_reason: Optional[SlackRTMError] = None
+        # -- reader and refresher threads add and discard under lock; shutdown aborts what
+        #    it finds there (under lock).
+        self.http_scopes: Set[Any] = set()  # in-flight Web API calls
         self.handshakes: Set[Any] = set()  # websocket-client objects mid-handshake
+        # -- keep-alive thread writes under lock; the writer reads it without (a float:
+        #    a stale value only makes it kick the timer once more).
+        self.next_wake = 0.0  # when the keep-alive thread plans to wake next
+        # -- whoever pumps holds it: one writer at a time (see Writer.pump).
+        self.write_lock = threading.Lock()
+        # -- reader and refresher add their URL call's deadline under lock; the keep-alive
+        #    thread marks an overdue one (-1.0) and aborts it, under lock.
+        self.url_calls: Dict[Any, float] = {}
+        # -- reader thread only: the kinds of failure logged in this streak (cleared at
+        #    hello), so a flapping server is reported once, not per attempt.
         self.failures_logged: Set[Tuple[Any, ...]] = set()
+        # -- any thread appends under lock (acks); the writer pops under lock.
         self.bound: Deque[Bound] = deque()
         self.bound_room = threading.Event()  # the writer wrote bound frames
+        # -- the poster's queue and wake-up (see Poster: any thread appends under lock,
+        #    the poster thread takes under lock).
         self._init_poster()
+        # -- start() sets it before the threads start; the dispatcher thread clears it.
         self.previous_dispatcher: Optional[threading.Thread] = None
         roles: List[Tuple[str, Callable[[], None]]] = [
             ("reader", self._reader_main), ("dispatcher", self._dispatcher_main),
@@ -117,6 +142,10 @@ class Run(Attempts, Reading, Poster, Writer):
         """
         ctx = self.ctx
         deadline = None if timeout is None else monotonic() + timeout
+        # 1. Under the lock, in one step: claim the teardown (only the first caller does
+        #    it; later ones only join) and take what must be interrupted. Every thread
+        #    that publishes a connection, a handshake or an HTTP call checks the stop under
+        #    the same lock, so nothing published after this step escapes the teardown.
         with ctx.lock:
             first = not self.stopping
             if first:
@@ -133,6 +162,8 @@ class Run(Attempts, Reading, Poster, Writer):
                 scopes = list(self.http_scopes)
                 handshaking = list(self.handshakes)
         me = threading.current_thread()
+        # 2. No lock from here on: report, then interrupt every blocking call (HTTP, the
+        #    handshake, the read) so that each thread sees the stop at once.
         if first:
             if error is not None:
                 self.dispatcher.event("error", error)
@@ -154,6 +185,8 @@ class Run(Attempts, Reading, Poster, Writer):
                 else:
                     transport.abort()
             self._wake_all()
+        # 3. Join every thread but the dispatcher and this one, within the deadline
+        #    (start() may still be starting them: wait for that first).
         if me.name.startswith("slackrtm-") or self.threads_started.wait(_remaining(deadline)):
             pass  # start() is done starting the threads (or this is one of them)
         for role, thread in self.threads.items():
@@ -161,6 +194,9 @@ class Run(Attempts, Reading, Poster, Writer):
                 continue
             if thread is not me and thread.ident is not None:
                 thread.join(_remaining(deadline))
+        # 4. Nobody else runs now: fail what is still queued or unanswered (under the
+        #    lock; futures completed after it), close what the run holds, and queue the
+        #    last events behind everything the dispatcher still has.
         if first:
             with ctx.lock:
                 effects = ctx.core.drop_all("disconnected")
@@ -179,6 +215,8 @@ class Run(Attempts, Reading, Poster, Writer):
             self.torn_down.set()
             self.dispatcher.event("disconnected")
             self.dispatcher.stop()
+        # 5. The dispatcher ends after the last event; never joined from a handler (that
+        #    handler is the dispatcher) nor by a thread giving up (see _fail).
         dispatcher = self.threads["dispatcher"]
         if dispatcher.ident is None:  # never started: nobody else will say it is over
             self.finished.set()

@@ -84,16 +84,27 @@ class Writer:
     def pump(self) -> None:
         """Write every connection-bound frame, then every writable queued send, in order.
         Never blocks waiting for the lock: the thread holding it writes what others queued
-        meanwhile. Futures are completed after the lock is released."""
+        meanwhile. Futures are completed after the lock is released.
+
+        Two locks: the write lock (held for the whole pass: one writer at a time, so
+        frames go out in the order the core hands them over) and the client's lock (held
+        only to talk to the core, never while writing: a full socket must not stop the
+        reader from settling replies)."""
         ctx = self.ctx
         core = ctx.core
         while True:
+            # 1. Become the writer, or leave at once: whoever writes now also writes what
+            #    this thread queued (it checks again after releasing, step 5).
             if not self.write_lock.acquire(blocking=False):
                 return
             done: List[Resolve] = []
             try:
+                # 2. Acknowledgements first: Slack redelivers an envelope not acked in time.
                 self._write_bound(done)
                 while True:
+                    # 3. Take the next send under the client's lock: the core gives it its
+                    #    id and registers it as awaiting a reply before a byte is written
+                    #    (on loopback the reply can beat the write's return).
                     with ctx.lock:
                         transport = self.transport
                         if transport is None or transport.closed:
@@ -109,6 +120,10 @@ class Writer:
                         continue
                     if send.deadline and send.deadline < self.next_wake:
                         self.kick.set()  # its reply deadline comes before the timer's wake
+                    # 4. Write without the client's lock; then tell the core how it went
+                    #    (under the lock again). Nothing written: put it back first in line.
+                    #    Failed midway: it may have arrived, so it fails (never resent),
+                    #    and the connection is torn down with that reason.
                     try:
                         if not self.json_ping and send.future is None and send.type == "ping":
                             transport.send_ping(str(send.id).encode())
@@ -142,6 +157,9 @@ class Writer:
                     break
             finally:
                 self.write_lock.release()
+            # 5. Complete futures with no lock held (callbacks run user code), then look
+            #    again: a send queued while this thread held the write lock found it taken
+            #    and left its send to this thread.
             apply(done)
             with ctx.lock:
                 transport = self.transport
@@ -151,8 +169,8 @@ class Writer:
                     return
 
     def _bound_target(self) -> Optional[Transport]:
-        """Where the first bound frame goes now, or None (none queued, or nowhere yet).
-        Called with the client's lock held."""
+        """Where the first bound frame goes now, or None (none queued, or nowhere yet)."""
+        assert self.ctx.lock.locked()  # reads the bound queue, the transport and the state
         if not self.bound:
             return None
         via = self.bound[0].via
@@ -164,8 +182,9 @@ class Writer:
         return None
 
     def _write_bound(self, done: List[Resolve]) -> None:
-        """Write the bound frames (write lock held), those for one connection in one write,
-        stopping at the first with nowhere to go: it waits for the next ready connection."""
+        """Write the bound frames, those for one connection in one write, stopping at the
+        first with nowhere to go: it waits for the next ready connection."""
+        assert self.write_lock.locked()  # the one writer: pump holds it
         ctx = self.ctx
         while True:
             with ctx.lock:
@@ -242,7 +261,8 @@ class Writer:
         self.wake_writer.set()
 
     def _drop_bound(self, reason: str) -> List[Resolve]:
-        """Fail every bound frame still queued (client lock held)."""
+        """Fail every bound frame still queued."""
+        assert self.ctx.lock.locked()
         effects = [Resolve(b.future, error=SendWhileDisconnectedError(
             f"{reason} before the acknowledgement could be written"))
             for b in self.bound if b.future is not None]

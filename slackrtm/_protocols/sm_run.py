@@ -143,6 +143,20 @@ class SocketModeRun(Run):
             opened[0].release()
 
     def _read_connections(self, transport: Transport) -> Tuple[SlackRTMError, Transport]:
+        """The reader's loop over this run's connections, refreshes included; returns
+        why reading ended and the connection it ended on.
+
+        Each turn: (1) the stop ends it at once (a draining connection is closed first);
+        (2) messages held from a refreshed connection go first once the old one is read to
+        its end, else (3) one read from the draining connection, or the current one (a
+        read ends empty-handed when the refresher rings the waker); a current connection
+        that ends waits for a refresh under way instead of reconnecting; (4) the batch is
+        processed (take_batch); (5) a drain ends on the old connection's close, or after
+        DRAIN_TIMEOUT of silence; (6) a connection the refresher made ready is taken over:
+        the old one gets a close frame and is drained while the new one waits. No lock is
+        held across a read; the handover is taken under the client's lock
+        (_take_handover), so shutdown and the refresher see one owner at a time.
+        """
         current = transport
         current.set_waker(self.wake_r)
         draining: Optional[Transport] = None  # the old connection, read to its end
