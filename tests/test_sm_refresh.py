@@ -1,9 +1,10 @@
-"""Review of SocketModeClient (issue 9): refresh handover, drain, keep-alive, shutdown.
+"""SocketModeClient's refresh: the handover to the next connection, the drain of the old
+one, keep-alive and shutdown across them, and bad input on the way.
 
-Tests headed by a "fixed in review" comment reproduced a defect found in review (the
-comment says which); the others guard a promise of the issue. Some tests widen a narrow
-race window by wrapping one private method (documented in each test): the interleaving
-they force is one the scheduler can produce on its own.
+A test headed by "guards against a defect once found" reproduces that defect (the comment
+says which). Some tests widen a narrow race window by wrapping one private method
+(documented in each test): the interleaving they force is one the scheduler can produce
+on its own.
 """
 
 from __future__ import annotations
@@ -40,10 +41,11 @@ def run_of(client: SocketModeClient) -> SocketModeRun:
 
 def wake_reader(slack: FakeSlack, client: SocketModeClient, old: FakeConnection) -> None:
     """Send a frame on the old connection so that a reader blocked on it takes a pending
-    handover (keeps the F1 tests from running into F3 at teardown)."""
+    handover (keeps the handover-stall tests clear of the pending-handover shutdown case
+    at teardown)."""
     run = run_of(client)
     if run.refresh.ready:
-        slack.send_raw('{"type": "review_wake_up"}', to=old)
+        slack.send_raw('{"type": "test_wake_up"}', to=old)
         wait_until(lambda: not run.refresh.ready, timeout=30, what="the handover taken")
 
 
@@ -56,10 +58,11 @@ def second_connection_ready(slack: FakeSlack) -> FakeConnection:
 
 
 # ====================================================================== handover stalls
-# fixed in review: F1: the reader blocks in read() on the old connection without a timeout;
+# guards against a defect once found:
+#  the reader blocks in read() on the old connection without a timeout;
 #  a refresh started by the connection's lifetime (no frame arrives on the old connection)
 #  is only taken over when the keep-alive pong wakes the reader (client_ping_timeout)
-def test_review_lifetime_refresh_is_taken_over_at_once(slack: FakeSlack, smake: Make) -> None:
+def test_lifetime_refresh_is_taken_over_at_once(slack: FakeSlack, smake: Make) -> None:
     slack.connection_time = 1  # the client refreshes ~0.9 s after hello
     client = smake(**QUIET)
     rec = Recorder().attach(client, "message", "reconnecting")
@@ -74,10 +77,11 @@ def test_review_lifetime_refresh_is_taken_over_at_once(slack: FakeSlack, smake: 
         wake_reader(slack, client, old)
 
 
-# fixed in review: F1: after a 'warning' the reader goes back to a blocking read() before
+# guards against a defect once found:
+#  after a 'warning' the reader goes back to a blocking read() before
 #  the refresher set `refreshing`; the handover waits for the next frame on the old
 #  connection (Slack's refresh_requested, seconds later)
-def test_review_warning_refresh_is_taken_over_at_once(slack: FakeSlack, smake: Make,
+def test_warning_refresh_is_taken_over_at_once(slack: FakeSlack, smake: Make,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     # the refresher thread is scheduled a little after the reader (forced, else racy)
     original = SocketModeRun._refresh
@@ -102,9 +106,10 @@ def test_review_warning_refresh_is_taken_over_at_once(slack: FakeSlack, smake: M
 
 
 # ====================================================================== bad input
-# fixed in review: F2: Seen.check does 'event:' + event_id: a non-string event_id (int,
+# guards against a defect once found:
+#  Seen.check does 'event:' + event_id: a non-string event_id (int,
 #  list) raises TypeError in the reader, which ends the whole run
-def test_review_a_non_string_event_id_does_not_end_the_run(slack: FakeSlack,
+def test_a_non_string_event_id_does_not_end_the_run(slack: FakeSlack,
                                                            smake: Make) -> None:
     client = smake()
     rec = Recorder().attach(client, "message", "error", "disconnected")
@@ -121,14 +126,15 @@ def test_review_a_non_string_event_id_does_not_end_the_run(slack: FakeSlack,
 
 
 # ====================================================================== shutdown
-# fixed in review: F3: disconnect() while a handover is pending: shutdown aborts only
+# guards against a defect once found:
+#  disconnect() while a handover is pending: shutdown aborts only
 #  self.transport (the old connection); the reader's read fails, _await_handover takes the
 #  pending handover although the run is stopping, and blocks reading the new connection
 #  forever: the reader outlives disconnect() and the new socket stays open
-def test_review_disconnect_with_a_pending_handover(slack: FakeSlack, smake: Make,
+def test_disconnect_with_a_pending_handover(slack: FakeSlack, smake: Make,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    # the reader has not got round to the handover yet when disconnect() comes (with F1
-    # that lasts up to client_ping_timeout; this pins it for any fix of F1)
+    # the reader has not got round to the handover yet when disconnect() comes (with the
+    # handover stall above that lasted up to client_ping_timeout; this pins it for any fix)
     original = SocketModeRun._take_handover
 
     def not_yet(self: SocketModeRun) -> Any:
@@ -153,10 +159,11 @@ def test_review_disconnect_with_a_pending_handover(slack: FakeSlack, smake: Make
             conn.drop("reset")
 
 
-# fixed in review: F4: while draining the old connection the read loop never looks at
+# guards against a defect once found:
+#  while draining the old connection the read loop never looks at
 #  `stop`: disconnect() aborts only the new connection, and the reader reads the old one
 #  until DRAIN_TIMEOUT (2 s), outliving disconnect(timeout=0.5)
-def test_review_disconnect_during_the_drain(slack: FakeSlack, smake: Make,
+def test_disconnect_during_the_drain(slack: FakeSlack, smake: Make,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     # the old connection never answers the client's close frame (a lost close, a slow
     # peer): here the close frame is simply not written
@@ -178,10 +185,11 @@ def test_review_disconnect_during_the_drain(slack: FakeSlack, smake: Make,
     assert not client_threads(), client_threads()
 
 
-# fixed in review: F5: the drain deadline counts time the reader spent paused on a full
+# guards against a defect once found:
+#  the drain deadline counts time the reader spent paused on a full
 #  backlog: envelopes the old connection delivered before its close are dropped unread
 #  (never acked, redelivered later out of order, or lost when Slack stops retrying)
-def test_review_a_slow_drain_loses_nothing(slack: FakeSlack, smake: Make,
+def test_a_slow_drain_loses_nothing(slack: FakeSlack, smake: Make,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_sm_run, "DRAIN_TIMEOUT", 0.5)  # 2 s in production: same story
     slack.close_delay = 30.0
@@ -217,10 +225,11 @@ def test_review_a_slow_drain_loses_nothing(slack: FakeSlack, smake: Make,
     assert texts(rec) == ["block", *bigs, "after"]
 
 
-# fixed in review: F6: teardown_reason is not reset when a handover makes another connection
+# guards against a defect once found:
+#  teardown_reason is not reset when a handover makes another connection
 #  current; a teardown of the old connection (failed ping while waiting for the refresh)
 #  later replaces link_disabled of the new one, and the run reconnects instead of ending
-def test_review_link_disabled_after_a_handover_ends_the_run(slack: FakeSlack,
+def test_link_disabled_after_a_handover_ends_the_run(slack: FakeSlack,
                                                             smake: Make) -> None:
     slack.close_delay = 30.0
     client = smake(hello_timeout=4.0, client_ping_timeout=0.6, server_pong_timeout=0.3)
@@ -246,10 +255,11 @@ def test_review_link_disabled_after_a_handover_ends_the_run(slack: FakeSlack,
     assert rec.of("reconnecting") == []
 
 
-# fixed in review: F7: _await_handover waits only while `refreshing`; a refresh Slack asked
+# guards against a defect once found:
+#  _await_handover waits only while `refreshing`; a refresh Slack asked
 #  for whose refresher has not started yet (refresh_now) is not waited for when the old
 #  connection closes right after its disconnect frame: a full reconnect follows
-def test_review_old_connection_closing_at_once_after_refresh_requested(
+def test_old_connection_closing_at_once_after_refresh_requested(
         slack: FakeSlack, smake: Make, monkeypatch: pytest.MonkeyPatch) -> None:
     original = SocketModeRun._refresh
 
@@ -269,10 +279,11 @@ def test_review_old_connection_closing_at_once_after_refresh_requested(
     assert slack.call_count("apps.connections.open") == 2
 
 
-# fixed in review: F8: a handshake that starts after shutdown took its snapshot is 'aborted'
+# guards against a defect once found:
+#  a handshake that starts after shutdown took its snapshot is 'aborted'
 #  in publish() before websocket-client made its socket (ws.sock is None: a no-op); it then
 #  runs to hello_timeout and the thread outlives disconnect()
-def test_review_disconnect_just_before_the_refresh_handshake(
+def test_disconnect_just_before_the_refresh_handshake(
         slack: FakeSlack, smake: Make, monkeypatch: pytest.MonkeyPatch) -> None:
     original = SocketModeRun.open_transport
     stopper: List[threading.Thread] = []
@@ -297,10 +308,11 @@ def test_review_disconnect_just_before_the_refresh_handshake(
     assert not client_threads(), client_threads()
 
 
-# fixed in review: F9: _discard_handover runs before _supervise clears self.transport: a
+# guards against a defect once found:
+#  _discard_handover runs before _supervise clears self.transport: a
 #  refresh that starts in between (state still ready) stores a handover no read loop will
 #  take or discard; when the run then ends outside a read loop (backoff) the socket leaks
-def test_review_a_handover_stored_after_the_reader_gave_up_is_closed(
+def test_a_handover_stored_after_the_reader_gave_up_is_closed(
         slack: FakeSlack, smake: Make, monkeypatch: pytest.MonkeyPatch) -> None:
     original = SocketModeRun._discard_handover
     widened: List[bool] = []
@@ -327,10 +339,11 @@ def test_review_a_handover_stored_after_the_reader_gave_up_is_closed(
                      what="the refresher's connection closed")  # fails: it stays open
 
 
-# fixed in review: F10: poll_every() sets the socket timeout, which also bounds the writer's
+# guards against a defect once found:
+#  poll_every() sets the socket timeout, which also bounds the writer's
 #  sendall: while a refresh is under way any write to the old connection that waits more
 #  than 20 ms for buffer space fails, failing the ack and tearing the connection down
-def test_review_a_slow_write_during_a_refresh_is_not_a_failure(slack: FakeSlack,
+def test_a_slow_write_during_a_refresh_is_not_a_failure(slack: FakeSlack,
                                                                smake: Make) -> None:
     slack.close_delay = 30.0
     client = smake(ack="manual", hello_timeout=3.0, **{

@@ -1,4 +1,4 @@
-"""Review of SocketModeClient (issue 9): tests guarding promises that hold today.
+"""SocketModeClient at the edges of a refresh and a connection loss.
 
 Refreshes that fail (429, handshake, no hello), disconnect() at each step of a refresh,
 redeliveries across a refresh, manual acks across a connection loss, back-pressure during
@@ -22,7 +22,7 @@ from slackrtm import (
 )
 from slackrtm.testing import FakeSlack
 from tests.conftest import Recorder, client_threads, wait_until
-from tests.test_socket_mode_review import QUIET, Make, run_of, texts
+from tests.test_sm_refresh import QUIET, Make, run_of, texts
 
 
 def refreshed(slack: FakeSlack, client: Any) -> None:
@@ -33,7 +33,7 @@ def refreshed(slack: FakeSlack, client: Any) -> None:
                and not run.refresh.ready, timeout=5, what="the handover")
 
 
-def test_review_a_refresh_whose_first_call_is_rate_limited(slack: FakeSlack,
+def test_a_refresh_whose_first_call_is_rate_limited(slack: FakeSlack,
                                                            smake: Make) -> None:
     """warning: apps.connections.open answers 429; refresh_requested: the next try works."""
     slack.close_delay = 0.3
@@ -54,7 +54,7 @@ def test_review_a_refresh_whose_first_call_is_rate_limited(slack: FakeSlack,
 
 
 @pytest.mark.parametrize("fault", ["handshake", "no_hello"])
-def test_review_a_failed_refresh_leaks_no_socket_and_loses_nothing(
+def test_a_failed_refresh_leaks_no_socket_and_loses_nothing(
         slack: FakeSlack, smake: Make, fault: str) -> None:
     """The refresh's handshake is refused, or its hello never comes: the refresher gives
     up (closing what it opened), the old connection is used to its end, then the client
@@ -81,7 +81,7 @@ def test_review_a_failed_refresh_leaks_no_socket_and_loses_nothing(
 
 
 @pytest.mark.parametrize("where", ["http", "handshake", "hello"])
-def test_review_disconnect_at_each_step_of_a_refresh(slack: FakeSlack, smake: Make,
+def test_disconnect_at_each_step_of_a_refresh(slack: FakeSlack, smake: Make,
                                                      where: str) -> None:
     client = smake(hello_timeout=60.0)  # each step would block far beyond the bound below
     client.start().result(timeout=30)
@@ -107,7 +107,7 @@ def test_review_disconnect_at_each_step_of_a_refresh(slack: FakeSlack, smake: Ma
                      what="every Socket Mode connection closed")
 
 
-def test_review_redeliveries_across_a_refresh(slack: FakeSlack, smake: Make) -> None:
+def test_redeliveries_across_a_refresh(slack: FakeSlack, smake: Make) -> None:
     """An envelope read on the old connection and delivered again on the new one (same
     envelope_id, or a new one with the same event_id) is acked, not dispatched again."""
     slack.close_delay = 0.2
@@ -145,7 +145,7 @@ def manual_client(smake: Make) -> Any:
     return client, arrived, go, futures
 
 
-def test_review_manual_ack_after_a_connection_loss_goes_out_on_the_next(
+def test_manual_ack_after_a_connection_loss_goes_out_on_the_next(
         slack: FakeSlack, smake: Make) -> None:
     slack.redelivery = False
     client, arrived, go, futures = manual_client(smake)
@@ -165,7 +165,7 @@ def test_review_manual_ack_after_a_connection_loss_goes_out_on_the_next(
     assert len(rec.of("ready")) == 2
 
 
-def test_review_manual_ack_future_fails_at_disconnect(slack: FakeSlack, smake: Make) -> None:
+def test_manual_ack_future_fails_at_disconnect(slack: FakeSlack, smake: Make) -> None:
     client, arrived, go, futures = manual_client(smake)
     client.start().result(timeout=30)
     slack.slash_command("/never")
@@ -182,7 +182,7 @@ def test_review_manual_ack_future_fails_at_disconnect(slack: FakeSlack, smake: M
     assert slack.acks == []
 
 
-def test_review_back_pressure_during_a_refresh_keeps_order(slack: FakeSlack,
+def test_back_pressure_during_a_refresh_keeps_order(slack: FakeSlack,
                                                            smake: Make) -> None:
     slack.close_delay = 0.3
     client = smake(max_backlog=2)
@@ -203,7 +203,7 @@ def test_review_back_pressure_during_a_refresh_keeps_order(slack: FakeSlack,
     assert slack.call_count("apps.connections.open") == 2
 
 
-def test_review_a_refresh_asked_for_three_times_opens_one_connection(
+def test_a_refresh_asked_for_three_times_opens_one_connection(
         slack: FakeSlack, smake: Make) -> None:
     slack.close_delay = 5.0
     client = smake(**QUIET)
@@ -217,7 +217,7 @@ def test_review_a_refresh_asked_for_three_times_opens_one_connection(
     assert slack.call_count("apps.connections.open") == 2
 
 
-def test_review_link_disabled_while_the_refresh_waits_for_hello(slack: FakeSlack,
+def test_link_disabled_while_the_refresh_waits_for_hello(slack: FakeSlack,
                                                                 smake: Make) -> None:
     slack.close_delay = 5.0
     client = smake(hello_timeout=3.0)
@@ -235,7 +235,7 @@ def test_review_link_disabled_while_the_refresh_waits_for_hello(slack: FakeSlack
                      what="the refresh's connection closed too")
 
 
-def test_review_refresh_failures_keep_secrets_out_of_logs(
+def test_refresh_failures_keep_secrets_out_of_logs(
         slack: FakeSlack, smake: Make, all_logs: List[logging.LogRecord]) -> None:
     slack.close_delay = 5.0
     client = smake(hello_timeout=0.5, log_level=LogLevel.DEBUG)
