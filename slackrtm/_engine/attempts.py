@@ -169,7 +169,7 @@ class Attempts:
 
     def _extra_delay(self, reason: SlackRTMError) -> float:
         """A floor for the delay before reconnecting after ``reason`` (0: the backoff's).
-        Called with the client's lock held."""
+        The client's lock is held (a subclass may read the core)."""
         return 0.0
 
     def open_transport(self, url: str) -> Transport:

@@ -153,7 +153,8 @@ class Poster:
             apply([Resolve(send.future, error=err)])
 
     def _drop_posts(self, reason: str) -> List[Resolve]:
-        """Fail every send handed over and not posted yet (client lock held)."""
+        """Fail every send handed over and not posted yet."""
+        assert self.ctx.lock.locked()
         items = list(self.posts) + [send for _, send in self.delayed]
         self.posts.clear()
         self.delayed.clear()
