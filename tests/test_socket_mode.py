@@ -14,9 +14,11 @@ from slackrtm import (
     Backoff,
     LogLevel,
     PlatformError,
+    ReconnectRequested,
     RTMClient,
     SocketModeClient,
     SocketModeRequest,
+    WebsocketError,
 )
 from slackrtm.testing import FakeSlack
 from tests import shared_handlers
@@ -452,3 +454,22 @@ def test_a_refresh_that_fails_unexpectedly_leaves_refreshes_working(
     slack.post_message("general", "after")
     rec.wait_for("message")
     assert len(calls) == 2
+
+
+def test_a_disconnect_frame_without_auto_reconnect_ends_the_run_as_planned(
+        slack: FakeSlack, smake: Make) -> None:
+    """Slack's ``disconnect`` (not a refresh) is no failure: the run ends with
+    ReconnectRequested naming the reason, and its message promises no reconnect."""
+    slack.close_delay = 5.0  # the client closes first: it does not wait for Slack's close
+    client = smake(auto_reconnect=False)
+    rec = Recorder().attach(client, "error", "message")
+    client.start().result(timeout=5)
+    slack.post_message("general", "before")
+    rec.wait_for("message")
+    slack.disconnect("server_restart")
+    assert client.wait(10)
+    (err,) = rec.of("error")
+    assert isinstance(err[0], ReconnectRequested) and isinstance(err[0], WebsocketError)
+    assert (err[0].event, err[0].reason) == ("disconnect", "server_restart")
+    assert "reconnecting" not in str(err[0])
+    assert slack.socket_connect_count == 1
