@@ -21,7 +21,7 @@ from slackrtm._engine.core import Resolve
 from slackrtm._engine.pacing import Pacer, SendRate
 from slackrtm._engine.run import apply
 from slackrtm._engine.split import split_text
-from slackrtm._web.names import ID, ConversationNames
+from slackrtm._names import ID, ConversationNames
 from slackrtm.errors import SendWhileDisconnectedError
 from slackrtm.web import WebClient
 
