@@ -27,7 +27,7 @@ def ready(now: float = 0.0, rate: Any = None) -> Core:
     core = Core(dataclasses.replace(T), Backoff(jitter=False),
                 pacer=Pacer(rate) if rate is not None else None)
     core.start()
-    core.connected(now)
+    core.opened(now)
     core.hello()
     return core
 
@@ -107,7 +107,7 @@ def test_a_switch_revives_a_connection_a_deadline_had_declared_dead() -> None:
 def test_hello_deadline_only_while_connected() -> None:
     core = Core(dataclasses.replace(T))
     core.start()
-    core.connected(5.0)
+    core.opened(5.0)
     assert core.next_deadline() == pytest.approx(15.0)
     assert core.tick(14.9) == []
     effects = core.tick(15.0)
@@ -338,7 +338,7 @@ def lose(core: Core, now: float, reconnect_at: float) -> None:
     core.connection_lost(RuntimeError("lost"))  # (the run's order: then the state)
     core.transition(State.RECONNECTING)
     core.attempt()
-    core.connected(reconnect_at)
+    core.opened(reconnect_at)
     core.hello()
 
 
@@ -361,7 +361,7 @@ def test_a_connection_declared_dead_does_not_silence_the_next_one() -> None:
 def test_losing_a_connection_before_hello_leaves_no_hello_deadline() -> None:
     core = Core(dataclasses.replace(T))
     core.start()
-    core.connected(0.0)
+    core.opened(0.0)
     core.connection_lost(RuntimeError("lost"))
     core.transition(State.RECONNECTING)
     assert core.next_deadline() is None  # no stale deadline to wake for (or spin on)
@@ -426,7 +426,7 @@ def test_a_held_send_not_yet_due_is_not_writable() -> None:
 def test_after_drop_all_no_deadline_is_left() -> None:
     core = Core(dataclasses.replace(T))
     core.start()
-    core.connected(0.0)
+    core.opened(0.0)
     core.transition(State.DISCONNECTING)
     core.drop_all("disconnected")
     core.transition(State.DISCONNECTED)
