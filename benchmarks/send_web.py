@@ -47,7 +47,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sends", type=int, default=1000, help="sends per client and round")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--json", default=None, help="write every measurement here")
+    parser.add_argument("--json", default=None, help="write the per-round percentiles here")
     args = parser.parse_args()
 
     import psutil
@@ -117,7 +117,10 @@ def main() -> int:
               f"{', '.join(f'{x:.2f}' for x in ratios)})")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
-            json.dump({"summary": summary, "times": times, "load": load}, out)
+            json.dump({"summary": summary, "load": load, "rounds": {
+                name: [{"p50": percentile(rnd, 0.5) * 1e3, "p99": percentile(rnd, 0.99) * 1e3,
+                        "n": len(rnd)} for rnd in times[name]] for name in names}}, out,
+                      indent=1)
     return 0
 
 
