@@ -353,8 +353,13 @@ class Core(Sending):
         while self.outbox:
             send = self.outbox.popleft()
             if send.future is not None:
+                # sends are taken from the queue by the writer thread: one not taken yet
+                # may have been about to wait for its channel's send rate
+                paced = self.pacer is not None and paced_channel(send.body) is not None
                 effects.append(Resolve(send.future, error=SendWhileDisconnectedError(
-                    f"the client {reason} before this {send.type!r} event could be sent")))
+                    f"the client {reason} before this {send.type!r} event could be sent"
+                    + (": it was queued, paced by its channel's send rate (send_rate)"
+                       if paced else ""))))
         for send in self.pacer.drain() if self.pacer is not None else ():
             if send.future is not None:
                 effects.append(Resolve(send.future, error=SendWhileDisconnectedError(
