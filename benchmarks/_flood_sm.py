@@ -37,6 +37,50 @@ _ENVELOPE_TAIL = ',"type":"event_callback","event_id":"Ev%04X%08d","event_time":
     '"event_context":"4-bench"},"type":"events_api","accepts_response_payload":false,' \
     '"retry_attempt":0,"retry_reason":""}'
 _ENVELOPE = (_ENVELOPE_HEAD + _EVENT + _ENVELOPE_TAIL).encode()
+
+# The realistic envelope (~1.9 KB): a channel message as Slack's Events API sends it today,
+# with the rich_text ``blocks`` the text was typed as (a user mention, bold and italic
+# runs, a link, an emoji, a bulleted list, non-ASCII text), ``client_msg_id``,
+# ``channel_type`` and ``event_ts``; around it the event_callback's ``authorizations``,
+# ``context_team_id`` / ``context_enterprise_id``, a base64 ``event_context`` and the
+# envelope's fields. Written from Slack's documented shapes (Events API event wrapper,
+# ``message`` event, rich text blocks), plus the benchmark's ``seq`` and ``t``.
+_R_TEXT = ("<@U0BENCH> deploy report for *checkout-api*: _all green_ on "
+           "<https://ci.example.com/builds/4711|build 4711> :rocket: caf\u00e9 "
+           "d\u00e9j\u00e0 vu\\n\u2022 latency p99 212 ms\\n\u2022 error rate 0.02%")
+_R_BLOCKS = (
+    '[{"type":"rich_text","block_id":"Xq4rT","elements":['
+    '{"type":"rich_text_section","elements":['
+    '{"type":"user","user_id":"U0BENCH"},{"type":"text","text":" deploy report for "},'
+    '{"type":"text","text":"checkout-api","style":{"bold":true}},'
+    '{"type":"text","text":": "},{"type":"text","text":"all green","style":{"italic":true}},'
+    '{"type":"text","text":" on "},'
+    '{"type":"link","url":"https://ci.example.com/builds/4711","text":"build 4711"},'
+    '{"type":"text","text":" "},{"type":"emoji","name":"rocket","unicode":"1f680"},'
+    '{"type":"text","text":" caf\u00e9 d\u00e9j\u00e0 vu"}]},'
+    '{"type":"rich_text_list","style":"bullet","indent":0,"border":0,"elements":['
+    '{"type":"rich_text_section","elements":[{"type":"text","text":"latency p99 212 ms"}]},'
+    '{"type":"rich_text_section","elements":[{"type":"text","text":"error rate 0.02%"}]}'
+    ']}]}]')
+_R_EVENT = ('{"user":"U2147483697","type":"message","ts":"1700000000.%06d","client_msg_id":'
+            '"5b3e1c9a-8d2f-4e7b-9a61-0c4d2e8f7a13","text":"' + _R_TEXT.replace("%", "%%")
+            + '","team":"T024BE7LD","blocks":' + _R_BLOCKS.replace("%", "%%")
+            + ',"channel":"C024BE91L","event_ts":"1700000000.000100","channel_type":"channel",'
+            '"seq":%d,"t":%.6f}')
+_R_HEAD = '{"envelope_id":"%08x-%04x-4bec-8000-%012x","payload":{"token":"bench",' \
+    '"team_id":"T024BE7LD","context_team_id":"T024BE7LD","context_enterprise_id":null,' \
+    '"api_app_id":"A0BENCH","event":'
+_R_TAIL = ',"type":"event_callback","event_id":"Ev%04X%08d","event_time":1700000000,' \
+    '"authorizations":[{"enterprise_id":null,"team_id":"T024BE7LD","user_id":"U0BENCH",' \
+    '"is_bot":true,"is_enterprise_install":false}],"is_ext_shared_channel":false,' \
+    '"event_context":"4-eyJldCI6Im1lc3NhZ2UiLCJ0aWQiOiJUMDI0QkU3TEQiLCJhaWQiOiJBMEJF' \
+    'TkNIIiwiY2lkIjoiQzAyNEJFOTFMIn0"},"type":"events_api","accepts_response_payload":' \
+    'false,"retry_attempt":0,"retry_reason":""}'
+#: Envelope kinds a flood can send: (head, whole envelope template, tail).
+ENVELOPES = {
+    "small": (_ENVELOPE_HEAD, _ENVELOPE, _ENVELOPE_TAIL),
+    "realistic": (_R_HEAD, (_R_HEAD + _R_EVENT + _R_TAIL).encode(), _R_TAIL),
+}
 _ACK = re.compile(rb'"envelope_id"\s*:\s*"([0-9a-f]{8})-([0-9a-f]{4})-4bec-8000-([0-9a-f]{12})"')
 _BATCH = 512  # burst floods: envelopes per write
 CLOSE_AFTER = 1.0  # a connection we closed is dropped if the client does not answer in time
@@ -190,11 +234,12 @@ class SMApp:
                     "open": sum(1 for c in self.conns if not c.closed), "opened": self.cids}
 
     # ------------------------------------------------------------ floods
-    def render(self, gen: int, first: int, count: int, stamp: float) -> bytes:
+    def render(self, gen: int, first: int, count: int, stamp: float,
+               template: bytes = _ENVELOPE) -> bytes:
         parts: List[bytes] = []
         app = self.number
         for seq in range(first, first + count):
-            body = _ENVELOPE % (app, gen, seq, seq % 1000000, seq, stamp, gen, seq)
+            body = template % (app, gen, seq, seq % 1000000, seq, stamp, gen, seq)
             parts.append(b"\x81\x7e" + len(body).to_bytes(2, "big") + body)
         return b"".join(parts)
 
@@ -223,9 +268,11 @@ class SMApp:
 
     def flood(self, n: int, pace: float, interval: float = 0.005, refreshes: int = 0,
               every: float = 0.5, lead: float = 1.0, warning: float = 0.0,
-              grace: float = 1.0) -> None:
+              grace: float = 1.0, envelope: str = "small") -> None:
         """``n`` envelopes (``pace``/s in batches every ``interval`` s, or a burst), with
-        ``refreshes`` refreshes ``every`` s from ``lead`` s on; then the sentinel."""
+        ``refreshes`` refreshes ``every`` s from ``lead`` s on; then the sentinel.
+        ``envelope`` picks the kind (``ENVELOPES``: ``small`` ~1 KB, ``realistic``)."""
+        head_t, template, tail_t = ENVELOPES[envelope]
         with self.cond:
             self.gen += 1
             gen = self.gen
@@ -255,7 +302,7 @@ class SMApp:
             if conn is not last:
                 routes.append([sent, conn.cid, time.time()])
                 last = conn
-            written = conn.write(self.render(gen, sent, count, stamp))
+            written = conn.write(self.render(gen, sent, count, stamp, template))
             if written is None:
                 continue  # closed meanwhile: nothing went out, send it on the next one
             failed += 0 if written else count
@@ -265,8 +312,8 @@ class SMApp:
         done = {"type": "bench_done", "seq": n, "sent": sent, "flood_start": start_wall,
                 "flood_end": time.time(), "routes": routes, "refreshes": recs,
                 "write_failed": failed, "interval": interval if pace > 0 else 0.0}
-        head = (_ENVELOPE_HEAD % (self.number, gen, n)).encode()
-        tail = (_ENVELOPE_TAIL % (gen, n)).encode()
+        head = (head_t % (self.number, gen, n)).encode()
+        tail = (tail_t % (gen, n)).encode()
         body = head + json.dumps(done, separators=(",", ":")).encode() + tail
         for _ in range(3):
             conn = self.wait_target(10.0)
@@ -282,6 +329,10 @@ class SMApp:
                       if k in ("pace", "interval", "every", "lead", "warning", "grace")}
             args = (int(query.get("n", "100000")),)
             kwargs["refreshes"] = int(query.get("refreshes", "0"))
+            envelope = query.get("envelope", "small")
+            if envelope not in ENVELOPES:
+                return {"ok": False, "error": f"unknown envelope kind {envelope!r}"}
+            kwargs["envelope"] = envelope
             threading.Thread(target=self.flood, args=args, kwargs=kwargs, daemon=True).start()
         elif command == "drop":
             with self.cond:

@@ -254,6 +254,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument("--grace", type=float, default=1.0,
                    help="seconds from 'refresh_requested' until the server closes the old"
                         " connection")
+    p.add_argument("--envelope", default="small", choices=("small", "realistic"),
+                   help="Socket Mode inbound floods: the ~1 KB envelope, or a realistic"
+                        " events_api message envelope (~1.9 KB: rich_text blocks,"
+                        " authorizations, event_context)")
     p.add_argument("--python", help="use this interpreter (with websocket-client, requests,"
                    " blinker, slack_sdk, psutil) instead of creating benchmarks/.venv")
     p.add_argument("--output", default=os.path.join(HERE, "results", "latest.json"))
@@ -295,8 +299,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                         continue
                     if scenario == "inbound":
                         slow = client in SM_CLIENTS and not q  # ws-bare-sm: ~4,000 env/s
+                        extra = {"envelope": args.envelope} if client in SM_CLIENTS else {}
                         runner.worker(client, "inbound", 60.0 if slow else flood_timeout, rnd,
-                                      events=args.events)
+                                      events=args.events, **extra)
                     elif scenario == "paced":
                         n = sizes["paced_events"]
                         runner.worker(client, "inbound", n / args.pace + flood_timeout, rnd,

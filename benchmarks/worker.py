@@ -44,8 +44,10 @@ def inbound(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, An
     cpu0 = cpu_seconds()
     out: Dict[str, Any] = {}
     try:
-        client.consume(counter, args.timeout,
-                       lambda: ctl("flood", n=args.events, pace=args.pace))
+        flood: Dict[str, Any] = {"n": args.events, "pace": args.pace}
+        if getattr(client, "socket_mode", False):
+            flood["envelope"] = args.envelope
+        client.consume(counter, args.timeout, lambda: ctl("flood", **flood))
     except Exception as exc:  # a timeout or a client error: report what arrived
         out["error"] = f"{type(exc).__name__}: {exc}"[:300]
     if getattr(client, "concurrent_handlers", False) or isinstance(client, SlackRTM):
@@ -56,6 +58,8 @@ def inbound(client: Any, ctl: Control, args: argparse.Namespace) -> Dict[str, An
     out["cpu_s"] = cpu_seconds() - cpu0
     out["cpu_us_per_event"] = out["cpu_s"] / max(1, out["unique"]) * 1e6
     out["pace"] = args.pace
+    if getattr(client, "socket_mode", False):
+        out["envelope"] = args.envelope
     return out
 
 
@@ -264,6 +268,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                    help="send disconnect 'warning' this long before 'refresh_requested'")
     p.add_argument("--grace", type=float, default=1.0,
                    help="seconds from 'refresh_requested' to the server closing the connection")
+    p.add_argument("--envelope", default="small", choices=("small", "realistic"),
+                   help="Socket Mode floods: ~1 KB envelopes, or realistic ones (~1.9 KB,"
+                        " rich_text blocks, authorizations, event_context)")
     p.add_argument("--timeout", type=float, default=60.0)
     p.add_argument("--cprofile", help="write a cProfile of all threads to this file")
     args = p.parse_args(argv)
