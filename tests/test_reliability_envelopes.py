@@ -3,6 +3,7 @@ usable id, and never handed to a handler as something other than documented."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Callable, Dict, List
 
@@ -122,15 +123,25 @@ def test_an_envelope_nested_5000_levels_deep_is_acked_by_its_id(
     inner = "[" * 5000 + "]" * 5000 if shape == "list" else '{"a":' * 5000 + "1" + "}" * 5000
     text = ('{"envelope_id":"deep-1","type":"events_api","payload":{"event":'
             '{"type":"reaction_added","deep":' + inner + '}},"accepts_response_payload":false}')
+    try:  # Python 3.13's json reads this depth; older ones raise RecursionError
+        json.loads(text)
+        parsable = True
+    except RecursionError:
+        parsable = False
     assert slack.send_raw(text) == 1
     wait_until(lambda: slack.acked("deep-1"), 30, "the deep envelope's ack")
     good = slack.events_api({"type": "reaction_added", "reaction": "after"})
     wait_until(lambda: slack.acked(good["envelope_id"]), 30, "the good envelope's ack")
-    wait_until(lambda: len(seen.calls) >= 2, 30, "the good envelope dispatched")
-    assert [n for n, _ in seen.calls] == ["events_api", "reaction_added"]
+    # where it parses, the deep envelope is an ordinary one, dispatched before the good one
+    expected = ["events_api", "reaction_added"] * (2 if parsable else 1)
+    wait_until(lambda: len(seen.calls) >= len(expected), 30, "the good envelope dispatched")
+    assert [n for n, _ in seen.calls] == expected
     warned = [r.getMessage() for r in all_logs if r.levelno == logging.WARNING
               and "deep-1" in r.getMessage()]
-    assert len(warned) == 1 and "nested too deep" in warned[0], warned
+    if parsable:
+        assert warned == [], warned
+    else:
+        assert len(warned) == 1 and "nested too deep" in warned[0], warned
     assert client.ready
 
 
