@@ -152,12 +152,110 @@ def test_tail_when_the_api_is_unreachable_or_fails(slack: FakeSlack, cli: Any) -
     one_error_line(proc, proc.finish(), "1", "answered HTTP 503$")
 
 
-def test_send_has_no_socket_mode(slack: FakeSlack, cli: Any) -> None:
+# -- send --socket-mode ------------------------------------------------------------------
+def both(slack: FakeSlack) -> Dict[str, str]:
+    """The environment for ``send --socket-mode``: the app-level token and the bot token."""
+    return {**on(slack), "SLACK_TOKEN": slack.token}
+
+
+def test_send_over_socket_mode_posts_with_the_bot_token(slack: FakeSlack, cli: Any,
+                                                        tmp_path: Path) -> None:
+    proc = cli("send", "--socket-mode", "C0GENERAL", "hello over Socket Mode", **both(slack))
+    code = proc.finish(60)
+    assert (code, proc.err) == (0, []), proc.describe()
+    (ts,) = proc.out
+    assert re.fullmatch(r"\d+\.\d+", ts), proc.describe()
+    (posted,) = [m for m in slack.messages("general") if m["ts"] == ts]
+    assert (posted["text"], posted["user"]) == ("hello over Socket Mode", slack.bot_user_id)
+    # connected over Socket Mode, posted through the Web API: no RTM, tokens never printed
+    assert slack.socket_connect_count == 1 and slack.connect_count == 0
+    assert slack.call_count("apps.connections.open") == 1
+    assert slack.call_count("chat.postMessage") == 1 and slack.call_count("rtm.connect") == 0
+    assert slack.token not in proc.stdout + proc.stderr
+    assert slack.app_token not in proc.stdout + proc.stderr
+
+    # both tokens from files, a #name looked up with the bot token, a thread reply
+    (tmp_path / "app").write_text(slack.app_token + "\n")
+    (tmp_path / "bot").write_text(slack.token + "\n")
+    proc = cli("send", "--socket-mode", "--token-file", str(tmp_path / "app"),
+               "--bot-token-file", str(tmp_path / "bot"), "--thread-ts", ts, "#general",
+               "in the thread", SLACK_API_URL=slack.api_url)
+    code = proc.finish(60)
+    assert (code, proc.err) == (0, []), proc.describe()
+    (reply,) = [m for m in slack.messages("general") if m["ts"] == proc.out[0]]
+    assert (reply["text"], reply["thread_ts"]) == ("in the thread", ts)
+    slack.wait_until(lambda: not slack.socket_connections, timeout=30,
+                     what="the send's Socket Mode connections closed")
+
+
+def test_send_over_socket_mode_splits_a_long_text(slack: FakeSlack, cli: Any) -> None:
+    slack.message_rate = None  # pacing has its own tests; here only the parts matter
+    text = "\n".join(f"line {n:04d} " + "x" * 60 for n in range(150))  # ~10,500 characters
+    proc = cli("send", "--socket-mode", "--split", "C0OPS", text, **both(slack))
+    code = proc.finish(60)
+    assert (code, proc.err) == (0, []), proc.describe()
+    assert [m["ts"] for m in slack.messages("ops")] == proc.out and len(proc.out) == 3
+    assert [line for m in slack.messages("ops") for line in m["text"].splitlines()
+            if line] == text.splitlines()
+    assert all(len(m["text"]) <= 4000 for m in slack.messages("ops"))
+
+
+def test_send_over_socket_mode_without_a_bot_token_says_what_to_give(
+        slack: FakeSlack, cli: Any, tmp_path: Path) -> None:
     proc = cli("send", "--socket-mode", "C0GENERAL", "hi", **on(slack))
     one_error_line(proc, proc.finish(), "2",
-                   r"^slackrtm: error: Socket Mode cannot send messages: post with the Web "
-                   r"API \(chat.postMessage\)")
-    assert slack.calls == []
+                   r"^slackrtm: error: send --socket-mode posts with chat.postMessage, which "
+                   r"needs the bot token \(xoxb-\.\.\., the app's 'Bot User OAuth Token'\) "
+                   r"besides the app-level token: set SLACK_TOKEN or pass --bot-token-file "
+                   r"PATH$")
+    (tmp_path / "empty").write_text("\n")
+    proc = cli("send", "--socket-mode", "--bot-token-file", str(tmp_path / "empty"),
+               "C0GENERAL", "hi", **on(slack))
+    one_error_line(proc, proc.finish(), "2", r"the token file .*empty is empty$")
+    # the app-level token where the bot token goes, and the other way round
+    proc = cli("send", "--socket-mode", "C0GENERAL", "hi", SLACK_TOKEN=slack.app_token,
+               **on(slack))
+    one_error_line(proc, proc.finish(), "2",
+                   r"^slackrtm: error: the bot token \(\$SLACK_TOKEN or --bot-token-file\) "
+                   r"is an app-level token \(xapp-\.\.\.\), which cannot post")
+    proc = cli("send", "--socket-mode", "C0GENERAL", "hi", SLACK_APP_TOKEN=slack.token,
+               SLACK_TOKEN=slack.token, SLACK_API_URL=slack.api_url)
+    one_error_line(proc, proc.finish(), "2", r"Socket Mode needs an app-level token")
+    proc = cli("send", "--socket-mode", "C0GENERAL", "hi", SLACK_TOKEN=slack.token,
+               SLACK_API_URL=slack.api_url)
+    one_error_line(proc, proc.finish(), "2",
+                   r"^slackrtm: error: no token: set SLACK_APP_TOKEN or pass --token-file "
+                   r"PATH$")
+    proc = cli("send", "--socket-mode", "--token-file", "-", "--bot-token-file", "-",
+               "C0GENERAL", "hi", SLACK_API_URL=slack.api_url)
+    one_error_line(proc, proc.finish(), "2", r"cannot both read stdin")
+    proc = cli("send", "--bot-token-file", str(tmp_path / "empty"), "C0GENERAL", "hi",
+               SLACK_TOKEN=slack.token, SLACK_API_URL=slack.api_url)
+    one_error_line(proc, proc.finish(), "2", r"--bot-token-file goes with --socket-mode")
+    assert slack.calls == [] and slack.socket_connect_count == 0  # nothing was tried
+    assert slack.messages("general") == []
+
+
+@pytest.mark.parametrize("env, channel, pattern, opened", [
+    ({"SLACK_TOKEN": "xoxb-0-0-wrong"}, "C0GENERAL",
+     r"^slackrtm: error: Slack rejected the bot token \(invalid_auth\)$", 1),
+    ({"SLACK_TOKEN": "xoxb-0-0-wrong"}, "#general",
+     r"^slackrtm: error: Slack rejected the bot token \(invalid_auth\)$", 0),
+    ({"SLACK_APP_TOKEN": "xapp-1-A0FAKE-1-" + "0" * 64}, "C0GENERAL",
+     r"^slackrtm: error: Slack rejected the app-level token \(invalid_auth\)$", 1),
+    ({}, "C0NOWHERE", r"^slackrtm: error: Slack refused the message: channel_not_found$", 1),
+    ({}, "#nowhere", r"no channel named #nowhere is visible to this token$", 0),
+])
+def test_send_over_socket_mode_failures_exit_1_with_one_line(
+        slack: FakeSlack, cli: Any, env: Dict[str, str], channel: str, pattern: str,
+        opened: int) -> None:
+    environment = {**both(slack), **env}
+    proc = cli("send", "--socket-mode", channel, "hi", **environment)
+    one_error_line(proc, proc.finish(), "1", pattern)
+    assert proc.out == [] and slack.messages("general") == []
+    assert slack.call_count("apps.connections.open") == opened
+    for token in (environment["SLACK_TOKEN"], environment["SLACK_APP_TOKEN"]):
+        assert token not in proc.stderr
 
 
 def test_help_mentions_socket_mode(cli: Any) -> None:
@@ -166,9 +264,12 @@ def test_help_mentions_socket_mode(cli: Any) -> None:
     code, out, _ = finished(cli("demo", "--help"))
     assert code == 0 and "--socket-mode" in out
     code, out, _ = finished(cli("send", "--help"))
-    # listed, to say it is not available; send takes the bot token only
-    assert code == 0 and re.search(r"^ +--socket-mode +not available", out, re.M)
-    assert "SLACK_APP_TOKEN" not in out and "$SLACK_TOKEN" in out and "--split" in out
+    # send --socket-mode takes both tokens: the app-level one connects, the bot one posts
+    assert code == 0 and re.search(r"^ +--socket-mode +connect over Socket Mode", out, re.M)
+    assert "not available" not in out and "cannot send" not in out
+    for needed in ("$SLACK_APP_TOKEN", "$SLACK_TOKEN", "--bot-token-file", "chat.postMessage",
+                   "--split"):
+        assert needed in out, (needed, out)
 
 
 # -- demo --socket-mode ------------------------------------------------------------------
@@ -177,7 +278,7 @@ def test_demo_over_socket_mode(cli: Any) -> None:
     code, out, err = finished(proc, timeout=30)
     assert (code, err) == (0, ""), proc.describe()
     expected = [
-        "Connecting a bot to it over Socket Mode (the code: slackrtm/_cli_demo.py)",
+        "Connecting a bot to it over Socket Mode (the code: slackrtm/_cli/demo.py)",
         "<- hello                 app A0FAKE, 1 connection(s) open",
         "-- ready",
         "== alice says hello in #general",

@@ -1,8 +1,8 @@
 """What every subcommand of the command line shares: exit codes, :class:`CliError`, the
 :class:`Console`, one-line explanations of errors, the token and the API URL.
 
-``_cli.py`` (the parser) and the subcommands (``_cli_tail``, ``_cli_send``, ``_cli_demo``,
-``_cli_fake``) import from here; this module imports none of them.
+``main`` (the parser) and the subcommands (``tail``, ``send``, ``demo``, ``fake``) import
+from here; this module imports none of them.
 """
 
 from __future__ import annotations
@@ -165,10 +165,12 @@ def explain(exc: BaseException, api_url: str, *, socket_mode: bool = False) -> s
 
 
 # -- shared options --------------------------------------------------------------------
-def load_token(args: argparse.Namespace, variable: str = "SLACK_TOKEN") -> str:
-    """The token from ``--token-file`` (``-`` is stdin) or the environment ``variable``
-    (``SLACK_TOKEN``; ``SLACK_APP_TOKEN`` for Socket Mode)."""
-    path: Optional[str] = args.token_file
+def load_token(args: argparse.Namespace, variable: str = "SLACK_TOKEN", *,
+               option: str = "--token-file", missing: Optional[str] = None) -> str:
+    """The token from the file ``option`` names (``--token-file``; ``-`` is stdin) or the
+    environment ``variable`` (``SLACK_TOKEN``; ``SLACK_APP_TOKEN`` for Socket Mode).
+    ``missing`` is the error when neither is given (by default: set one or the other)."""
+    path: Optional[str] = getattr(args, option.lstrip("-").replace("-", "_"))
     if path is not None:
         try:
             if path == "-":
@@ -183,7 +185,8 @@ def load_token(args: argparse.Namespace, variable: str = "SLACK_TOKEN") -> str:
     else:
         token, where = os.environ.get(variable, "").strip(), variable
         if not token:
-            raise CliError(f"no token: set {variable} or pass --token-file PATH", EXIT_USAGE)
+            raise CliError(missing or f"no token: set {variable} or pass {option} PATH",
+                           EXIT_USAGE)
     if not token:
         raise CliError(f"{where} is empty", EXIT_USAGE)
     if any(ch.isspace() for ch in token):

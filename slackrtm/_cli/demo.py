@@ -4,9 +4,11 @@ Everything the bot receives is printed as ``<-`` lines, everything it sends as `
 the scripted people's actions as ``==`` headings. Each step waits (with a deadline) for
 the bot to have reacted before the next one starts, so the demo is also a smoke test.
 
-``--socket-mode`` connects the same bot over Socket Mode: it receives the same events, but
-replies through the Web API (``chat.postMessage`` with the bot token: Socket Mode cannot
-send), and it answers a slash command with a response payload in the acknowledgement.
+``--socket-mode`` connects the same bot over Socket Mode: it receives the same events and
+replies with the same ``send_message``, which a ``SocketModeClient`` posts through the Web
+API (``chat.postMessage`` with the bot token it is given: the Socket Mode WebSocket itself
+only receives), and it answers a slash command with a response payload in the
+acknowledgement.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from slackrtm._protocols.envelope import SocketModeRequest
 from slackrtm.client import RTMClient
 from slackrtm.errors import SendWhileDisconnectedError
 from slackrtm.socket_mode import SocketModeClient
-from slackrtm.web import WebClient
 
 if TYPE_CHECKING:  # pragma: no cover
     from slackrtm.testing import FakeSlack
@@ -176,11 +177,16 @@ def _connect(slack: FakeSlack,
         rtm = RTMClient(slack.token, slack_api_url=slack.api_url)
         return (rtm, lambda channel, text: rtm.send_message(text, channel).result(STEP_TIMEOUT),
                 "send_message", lambda: rtm.active_user_id)
-    # Socket Mode: the app-level token receives; the bot token posts with the Web API.
-    client = SocketModeClient(slack.app_token, slack_api_url=slack.api_url)
-    web = WebClient(slack.token, base_url=slack.api_url, timeout=STEP_TIMEOUT)
+    # Socket Mode: the app-level token receives; send_message posts with the bot token
+    # (chat.postMessage), which is also the bot's WebClient for other calls.
+    client = SocketModeClient(slack.app_token, bot_token=slack.token,
+                              slack_api_url=slack.api_url)
+    web = client.bot_web_client
+    if web is None:  # cannot happen: it was given a bot token
+        raise CliError("demo: the Socket Mode client has no bot token")
     me = web.auth.test()["user_id"]
-    return (client, lambda channel, text: web.chat.postMessage(channel=channel, text=text).data,
+    return (client,
+            lambda channel, text: client.send_message(text, channel).result(STEP_TIMEOUT),
             "chat.postMessage", lambda: me)
 
 
@@ -216,7 +222,7 @@ def demo(args: argparse.Namespace, console: Console) -> int:
         for name in ("connecting", "connected", "ready", "disconnecting", "disconnected"):
             client.on(name, stream.lifecycle(name))
         bot = DemoBot(client, stream.say, post, how, me)
-        console.out(f"Connecting a bot to it over {over} (the code: slackrtm/_cli_demo.py)")
+        console.out(f"Connecting a bot to it over {over} (the code: slackrtm/_cli/demo.py)")
         with client:
             client.start().result(STEP_TIMEOUT)
             stream.wait_for("-- ready")  # the future resolves before the handlers have run

@@ -1,14 +1,15 @@
 """The command line: ``python -m slackrtm`` (also installed as ``slackrtm``).
 
 Subcommands: ``demo``, ``tail``, ``send``, ``fake-slack``; see ``--help``. This module
-only parses and routes: the subcommands live in ``_cli_tail``, ``_cli_send``, ``_cli_demo``
-and ``_cli_fake``, what they share in ``_cli_base``.
+only parses and routes: the subcommands live in ``tail``, ``send``, ``demo``, ``fake`` and
+``fake_verbs``, what they share in ``base``.
 Exit codes: 0 success (and Ctrl-C for ``tail`` / ``fake-slack``, which run until stopped);
 1 a failure at run time (Slack rejected the token or the message, the API is unreachable,
 no reply in time); 2 a usage error (bad arguments, no token); 130 interrupted by Ctrl-C.
 The token is read from ``$SLACK_TOKEN`` (``$SLACK_APP_TOKEN`` with ``--socket-mode``) or
 ``--token-file`` (never from the command line, where other users could see it) and never
-printed.
+printed; ``send --socket-mode`` takes the bot token as well, from ``$SLACK_TOKEN`` or
+``--bot-token-file``.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-# -- subcommands (in _cli_tail, _cli_send, _cli_demo, _cli_fake; the last two start a
-# FakeSlack, imported only when needed) ---------------------------------------------------
+# -- subcommands (in tail, send, demo, fake; the last two start a FakeSlack, imported only
+# when needed) ----------------------------------------------------------------------------
 def cmd_fake_slack(args: argparse.Namespace, console: Console) -> int:
     if args.verb is not None:
         from slackrtm._cli.fake_verbs import cmd_verb
@@ -111,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="slackrtm", description="Slack RTM and Socket Mode from the command line.",
         epilog="Exit codes: 0 ok, 1 failure (Slack said no, network, timeout), 2 usage "
                "error, 130 interrupted. The token comes from $SLACK_TOKEN ($SLACK_APP_TOKEN "
-               "with --socket-mode) or --token-file.")
+               "with --socket-mode) or --token-file; send --socket-mode also takes the bot "
+               "token, from $SLACK_TOKEN or --bot-token-file.")
     parser.add_argument("--version", action="version", version=f"slackrtm {__version__}")
     color = _Parser(add_help=False)
     color.add_argument("--color", choices=("auto", "always", "never"), default="auto",
@@ -125,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pause between the scripted steps (default: 0.6)")
     p.add_argument("--socket-mode", action="store_true",
                    help="play it over Socket Mode: the bot receives with the app-level "
-                        "token, replies with chat.postMessage and answers a slash command")
+                        "token, replies with send_message (chat.postMessage with the bot "
+                        "token) and answers a slash command")
     p.set_defaults(handler=cmd_demo)
 
     tail_token = "$SLACK_TOKEN ($SLACK_APP_TOKEN with --socket-mode)"
@@ -146,11 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only events of this type (repeatable)")
     p.set_defaults(handler=cmd_tail)
 
-    p = sub.add_parser("send", parents=[_slack_options("$SLACK_TOKEN"), color],
+    p = sub.add_parser("send", parents=[_slack_options(tail_token), color],
                        help="send a message, print its ts",
-                       description="Send TEXT to CHANNEL over RTM with the bot token and "
-                                   "print the ts Slack gave the message (one line per part "
-                                   "with --split).")
+                       description="Send TEXT to CHANNEL over RTM with the bot token (with "
+                                   "--socket-mode: as a Socket Mode app sends, with "
+                                   "chat.postMessage and the bot token) and print the ts "
+                                   "Slack gave the message (one line per part with "
+                                   "--split).")
     p.add_argument("channel", metavar="CHANNEL",
                    help="a conversation id (C0123...), or #name to look it up")
     p.add_argument("text", metavar="TEXT", help="the message")
@@ -159,8 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="send a text over 4,000 characters as several messages, cut at line "
                         "breaks (else it is refused); prints each part's ts")
     p.add_argument("--socket-mode", action="store_true",
-                   help="not available: Socket Mode cannot send messages (send goes over "
-                        "RTM; a Socket Mode app posts with chat.postMessage)")
+                   help="connect over Socket Mode with the app-level token (xapp-...) in "
+                        "$SLACK_APP_TOKEN and post with chat.postMessage and the bot token "
+                        "(xoxb-...) in $SLACK_TOKEN, as SocketModeClient.send_message does. "
+                        "Slack may hand the connection, open for a moment, some of the "
+                        "app's events: they are acknowledged, not handled")
+    p.add_argument("--bot-token-file", metavar="PATH",
+                   help="with --socket-mode: read the bot token from this file ('-': stdin) "
+                        "instead of $SLACK_TOKEN")
     p.set_defaults(handler=cmd_send)
 
     p = sub.add_parser("fake-slack", parents=[color], help="run a FakeSlack for your bot",
