@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 #: Seconds a claim lasts unless the filter says otherwise (its ``ttl`` attribute).
@@ -70,8 +69,11 @@ class MemoryDedupe:
             raise ValueError(f"size must be an int >= 1, got {size!r}")
         self.size = size
         self._slot_of: Dict[str, int] = {}  # key -> the slot (envelope) it belongs to
-        self._slots: OrderedDict[int, Tuple[str, ...]] = OrderedDict()  # oldest first
+        # slot number -> its keys; numbers grow, so the oldest slot is the smallest number
+        # still present, found from _oldest up (each number is passed once: O(1) a claim)
+        self._slots: Dict[int, Tuple[str, ...]] = {}
         self._next = 0
+        self._oldest = 0
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -111,24 +113,34 @@ class MemoryDedupe:
     def _claim(self, keys: Tuple[str, ...]) -> bool:
         slot_of, slots = self._slot_of, self._slots
         with self._lock:
+            slot = self._next
+            self._next = slot + 1
             group = keys
             first = True
             for key in keys:
                 old = slot_of.get(key)
-                if old is not None:
+                if old is not None:  # seen: its group joins this one, as the newest
                     first = False
                     group = group + tuple(k for k in slots.pop(old, ()) if k not in group)
-            slot = self._next
-            self._next = slot + 1
             for key in group:
                 slot_of[key] = slot
             slots[slot] = group
-            while len(slots) > self.size:
-                _, gone = slots.popitem(last=False)
-                for key in gone:
-                    if slot_of.get(key) is not None and slot_of[key] not in slots:
-                        del slot_of[key]
+            if len(slots) > self.size:
+                self._evict()
             return first
+
+    def _evict(self) -> None:
+        """Forget the oldest envelopes until ``size`` are left (lock held)."""
+        slot_of, slots = self._slot_of, self._slots
+        oldest = self._oldest
+        while len(slots) > self.size:
+            gone = slots.pop(oldest, None)
+            oldest += 1
+            if gone is not None:
+                for key in gone:
+                    if slot_of.get(key, -1) < oldest:  # not taken over by a newer slot
+                        slot_of.pop(key, None)
+        self._oldest = oldest
 
 
 #: The name the Socket Mode run knew it by.

@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 import struct
 import threading
+from typing import List
 
 __all__ = ["MAX_MESSAGE", "OP_BINARY", "OP_CLOSE", "OP_CONT", "OP_PING", "OP_PONG",
-           "OP_TEXT", "U16", "U64", "client_frame"]
+           "OP_TEXT", "U16", "U64", "client_frame", "client_frames"]
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 #: Largest message accepted; a bigger one fails the connection instead of eating memory.
@@ -36,6 +37,19 @@ class _MaskKeys:
             self._pos += 4
             return key
 
+    def take_many(self, count: int) -> bytes:
+        """``count`` keys in one call, as one string of ``4 * count`` bytes."""
+        want = 4 * count
+        with self._lock:
+            keys = self._pool[self._pos:self._pos + want]
+            self._pos += len(keys)
+            if len(keys) < want:
+                more = want - len(keys)
+                self._pool = os.urandom(max(4096, more))
+                keys += self._pool[:more]
+                self._pos = more
+            return keys
+
 
 _mask_keys = _MaskKeys()
 
@@ -58,3 +72,34 @@ def client_frame(payload: bytes, opcode: int) -> bytes:
     else:
         masked = b""
     return head + key + masked
+
+
+def _head(n: int, opcode: int) -> bytes:
+    if n < 126:
+        return bytes((0x80 | opcode, 0x80 | n))
+    if n < 65536:
+        return bytes((0x80 | opcode, 0xFE)) + U16.pack(n)
+    return bytes((0x80 | opcode, 0xFF)) + U64.pack(n)
+
+
+def client_frames(payloads: List[bytes], opcode: int = OP_TEXT) -> bytes:
+    """Several whole, masked client frames, one after the other, ready for one write:
+    the same bytes as joining :func:`client_frame` of each, with a masking key of its
+    own per frame, but masked by one XOR over the whole batch (Socket Mode writes its
+    acknowledgements hundreds at a time)."""
+    if len(payloads) == 1:
+        return client_frame(payloads[0], opcode)
+    keys = _mask_keys.take_many(len(payloads))
+    plain: List[bytes] = []
+    stream: List[bytes] = []
+    for i, payload in enumerate(payloads):
+        n = len(payload)
+        key = keys[4 * i:4 * i + 4]
+        head = _head(n, opcode)
+        plain += (head, key, payload)
+        # nothing changes the header and the key; the payload is XORed with its key
+        stream += (bytes(len(head) + 4), (key * (n // 4 + 1))[:n])
+    data = b"".join(plain)
+    total = len(data)
+    return (int.from_bytes(data, "big") ^ int.from_bytes(b"".join(stream), "big")).to_bytes(
+        total, "big")

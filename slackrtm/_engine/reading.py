@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import Future
-from typing import Any, Dict, FrozenSet, List, Optional, Set
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Set, Tuple
 
 from slackrtm._engine.context import RunContext, apply, monotonic
 from slackrtm._engine.core import Resolve, State, WakeWriter
@@ -20,6 +20,12 @@ from slackrtm._log import Log
 from slackrtm.errors import PlatformError, SlackRTMError, WebsocketError
 
 __all__ = ["Batch", "Reading"]
+
+#: The JSON decoder's scanner: ``json.loads`` is it plus checks (a BOM, whitespace around
+#: the value), which the reader does itself for the frames Slack sends (``{...}``).
+_scan_once: Callable[[str, int], Tuple[Any, int]] = \
+    json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # (not in typeshed)
+_JSON_SPACE = " \t\n\r"
 
 
 class Batch:
@@ -89,11 +95,13 @@ class Reading:
         them for the handlers, settle replies; return why to stop reading, or None.
 
         No lock is held on entry; the client's lock is taken once for the replies."""
+        self.dispatcher.drop_dispatched()
         now = monotonic()
         batch = Batch(transport)
         entries = batch.entries
         append = entries.append
         loads = json.loads
+        scan = _scan_once
         special_key = self.special_key
         notable = self.notable_types
         ready_at = -1
@@ -102,7 +110,16 @@ class Reading:
                 self.log.warn(f"dropped a binary frame of {len(payload or b'')} bytes")
                 continue
             try:
-                frame = loads(text)
+                if text[:1] == "{":  # every Slack frame: json.loads' own work, less its checks
+                    try:
+                        frame, end = scan(text, 0)
+                    except StopIteration:
+                        frame = loads(text)  # raises json.loads' error
+                    else:
+                        if end != len(text) and text[end:].strip(_JSON_SPACE):
+                            frame = loads(text)  # data after the object: its error
+                else:
+                    frame = loads(text)
             except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
                 append(self._unparsable(text, exc, transport))  # raw_message sees it
                 continue

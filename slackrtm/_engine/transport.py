@@ -29,6 +29,7 @@ from slackrtm._engine.frames import (
     U16,
     U64,
     client_frame,
+    client_frames,
 )
 from slackrtm._engine.handshake import abort_handshake, connect, describe, safe_url
 from slackrtm._web.netconfig import ProxyConfig
@@ -94,11 +95,11 @@ class Transport:
 
     def send_texts(self, texts: List[str]) -> None:
         """Write several text frames in one write (all or, on failure, maybe some)."""
-        self._write_frame(b"".join(client_frame(t.encode("utf-8"), OP_TEXT) for t in texts))
+        self._write_frame(client_frames([t.encode("utf-8") for t in texts]))
 
     def send_payloads(self, payloads: List[bytes]) -> None:
         """Write several text frames, already UTF-8 encoded, in one write (as send_texts)."""
-        self._write_frame(b"".join(client_frame(p, OP_TEXT) for p in payloads))
+        self._write_frame(client_frames(payloads))
 
     def send_ping(self, payload: bytes) -> None:
         """Write a ping control frame (a keep-alive); raise WebsocketError like send_text."""

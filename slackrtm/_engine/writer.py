@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Callable, Deque, List, Optional
+from functools import partial
+from typing import Any, Callable, Deque, Iterable, List, Optional, Tuple
 
 from slackrtm._engine.context import RunContext, apply, monotonic
 from slackrtm._engine.core import Resolve, Send, State
@@ -27,21 +27,66 @@ from slackrtm.errors import (
     WebsocketError,
 )
 
-__all__ = ["BOUND_HIGH", "Bound", "Writer", "ours"]
+__all__ = ["BOUND_HIGH", "Bound", "Writer", "ours", "settle"]
 
 #: Connection-bound frames (Socket Mode acks) queued at most before the reader stops
 #: reading until the writer catches up (about 1 MB of acks).
 BOUND_HIGH = 10_000
 
 
-@dataclass
+_SETTLE_LOCK = threading.Lock()  # one for every Bound: held a moment, once per batch
+_PENDING = object()
+
+
 class Bound:
     """A frame for one connection (a Socket Mode ack): written before queued sends, on
-    ``via`` while it takes writes, else on the current connection once it is ready."""
+    ``via`` while it takes writes, else on the current connection once it is ready.
 
-    text: str
-    via: Optional[Transport]
-    future: Optional[Future[None]]
+    ``future`` (may be None) resolves once the frame is written, or fails. An ack the
+    client made on read has none: nobody waits for it, and a Future per envelope is a
+    cost every envelope would pay. :meth:`watch` gives one later, on demand, which
+    resolves as the frame already did or will."""
+
+    __slots__ = ("_outcome", "future", "text", "via")
+
+    def __init__(self, text: str, via: Optional[Transport],
+                 future: Optional[Future[None]] = None) -> None:
+        self.text = text
+        self.via = via
+        self.future = future
+        # _PENDING until settled; then None (written) or the exception it failed with
+        self._outcome: Any = _PENDING
+
+    def watch(self) -> Future[None]:
+        """A future for the outcome of this frame: the one it has, else a new one,
+        already resolved when the frame was settled before (any thread)."""
+        with _SETTLE_LOCK:
+            future = self.future
+            if future is not None:
+                return future
+            future = self.future = Future()
+            outcome = self._outcome
+        if outcome is not _PENDING:
+            apply([Resolve(future, error=outcome)])
+        return future
+
+    def settled(self) -> bool:
+        """Whether the frame was written or failed."""
+        return self._outcome is not _PENDING
+
+
+def settle(items: Iterable[Bound], error: Optional[Callable[[], BaseException]],
+           done: List[Resolve]) -> None:
+    """Mark ``items`` written (``error`` None) or failed (each with an exception of its
+    own, made by ``error``). Their futures, those they have or :meth:`Bound.watch` gives
+    from now on, resolve so; ``done`` collects the ones to complete once no lock is
+    held."""
+    with _SETTLE_LOCK:
+        for item in items:
+            outcome = item._outcome = None if error is None else error()
+            future = item.future
+            if future is not None:
+                done.append(Resolve(future, error=outcome))
 
 
 class Writer:
@@ -186,49 +231,66 @@ class Writer:
         first with nowhere to go: it waits for the next ready connection."""
         assert self.write_lock.locked()  # the one writer: pump holds it
         ctx = self.ctx
+        bound = self.bound
         while True:
             with ctx.lock:
                 target = self._bound_target()
                 if target is None:
                     return
-                items = [self.bound.popleft()]
-                while self.bound and len(items) < 512 and self._bound_target() is target:
-                    items.append(self.bound.popleft())
-            payloads: List[bytes] = []
-            good: List[Bound] = []
-            for item in items:
-                try:
-                    payloads.append(item.text.encode("utf-8"))
-                    good.append(item)
-                except UnicodeEncodeError as exc:  # a lone surrogate: this item fails alone
-                    self.log.warn(f"an acknowledgement was not written: {unencodable(exc)}")
-                    if item.future is not None:
-                        done.append(Resolve(item.future, error=ValueError(
-                            f"the acknowledgement cannot be written: {unencodable(exc)}")))
-            items = good
-            if not items:
-                continue
+                items = [bound.popleft()]
+                # the frames that go to the same place: where a frame goes is looked up
+                # again only when its via differs from the one before (acks of one read
+                # all share theirs)
+                via = items[0].via
+                while bound and len(items) < 512:
+                    nxt = bound[0].via
+                    if nxt is not via:
+                        if self._bound_target() is not target:
+                            break
+                        via = nxt
+                    items.append(bound.popleft())
+            try:
+                payloads = [item.text.encode("utf-8") for item in items]
+            except UnicodeEncodeError:  # a lone surrogate: that frame fails alone
+                items, payloads = self._encodable(items, done)
+                if not items:
+                    continue
             try:
                 target.send_payloads(payloads)
             except NotWritten:  # closed meanwhile: try the next connection
                 for item in items:
                     item.via = None
                 with ctx.lock:
-                    self.bound.extendleft(reversed(items))
+                    bound.extendleft(reversed(items))
                 continue
             except WebsocketError as err:
                 with ctx.lock:
                     if self.transport is target and self.teardown_reason is None:
                         self.teardown_reason = err  # unless it was torn down first
                 target.abort()
-                done.extend(Resolve(item.future, error=NoReplyReceivedError(
-                    f"the connection failed while writing an acknowledgement; it may "
-                    f"or may not have reached Slack: {err}"))
-                    for item in items if item.future is not None)
+                why = (f"the connection failed while writing an acknowledgement; it may "
+                       f"or may not have reached Slack: {err}")
+                settle(items, partial(NoReplyReceivedError, why), done)
                 continue
-            done.extend(Resolve(item.future, result=None)
-                        for item in items if item.future is not None)
+            settle(items, None, done)
             self.bound_room.set()
+
+    def _encodable(self, items: List[Bound], done: List[Resolve]
+                   ) -> Tuple[List[Bound], List[bytes]]:
+        """The frames of ``items`` that UTF-8 can encode, encoded; each other one is
+        logged and fails alone."""
+        good: List[Bound] = []
+        payloads: List[bytes] = []
+        for item in items:
+            try:
+                payloads.append(item.text.encode("utf-8"))
+            except UnicodeEncodeError as exc:
+                why = f"the acknowledgement cannot be written: {unencodable(exc)}"
+                self.log.warn(f"an acknowledgement was not written: {unencodable(exc)}")
+                settle([item], partial(ValueError, why), done)
+                continue
+            good.append(item)
+        return good, payloads
 
     def wait_bound_room(self, transport: Transport) -> None:
         """Reader side: while :data:`BOUND_HIGH` frames wait to be written (the peer
@@ -254,18 +316,19 @@ class Writer:
                 self.bound.extend(items)
                 items = []
         if items:
-            apply([Resolve(item.future, error=SendWhileDisconnectedError(
-                "the client disconnected before the acknowledgement could be written"))
-                for item in items if item.future is not None])
+            done: List[Resolve] = []
+            settle(items, lambda: SendWhileDisconnectedError(
+                "the client disconnected before the acknowledgement could be written"), done)
+            apply(done)
             return
         self.wake_writer.set()
 
     def _drop_bound(self, reason: str) -> List[Resolve]:
         """Fail every bound frame still queued."""
         assert self.ctx.lock.locked()
-        effects = [Resolve(b.future, error=SendWhileDisconnectedError(
-            f"{reason} before the acknowledgement could be written"))
-            for b in self.bound if b.future is not None]
+        effects: List[Resolve] = []
+        settle(self.bound, lambda: SendWhileDisconnectedError(
+            f"{reason} before the acknowledgement could be written"), effects)
         self.bound.clear()
         return effects
 

@@ -20,6 +20,8 @@ __all__ = ["Acknowledger", "Seen", "SocketModeRequest", "ack_text"]
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}").fullmatch
+#: Held a moment by ack(): one for every request (a lock per envelope costs every envelope).
+_ACK_LOCK = threading.Lock()
 
 
 def ack_text(envelope_id: str, payload: Optional[Dict[str, Any]] = None) -> str:
@@ -54,10 +56,8 @@ class Acknowledger(Protocol):
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to the client's health counter ``name``."""
 
-    def acknowledge(self, text: str, via: Optional[Transport],
-                    future: Optional[Future[None]]) -> None:
-        """Queue ``text`` for ``via`` (or the next ready connection); ``future`` resolves
-        once it is written."""
+    def acknowledge(self, bound: Bound) -> None:
+        """Queue ``bound`` for its connection (or the next ready one)."""
 
 
 class SocketModeRequest:
@@ -79,20 +79,18 @@ class SocketModeRequest:
     """
 
     __slots__ = (
-        "_future",
+        "_bound",
+        "_dedupe_key",
         "_gate",
-        "_lock",
         "_manual",
+        "_plain",
         "_run",
         "_via",
         "accepts_response_payload",
-        "dedupe_key",
         "envelope",
         "envelope_id",
         "event",
         "payload",
-        "retry_attempt",
-        "retry_reason",
         "type",
     )
 
@@ -100,24 +98,33 @@ class SocketModeRequest:
                  via: Optional[Transport], manual: bool) -> None:
         self.envelope = envelope
         self.envelope_id: str = envelope["envelope_id"]
-        self.type: str = str(envelope.get("type") or "envelope")
+        etype: Any = envelope.get("type")
         payload = envelope.get("payload")
-        self.payload: Dict[str, Any] = payload if isinstance(payload, dict) else {}
-        event = self.payload.get("event") if self.type == "events_api" else None
-        self.event: Optional[Dict[str, Any]] = \
-            event if isinstance(event, dict) and isinstance(event.get("type"), str) else None
+        event: Any = None
+        # _plain: the envelope is what Slack documents (a string type, an object as its
+        # payload, and for events_api an event object with a string type), so the run
+        # has nothing to check or warn about (see malformed.envelope_problems)
+        if isinstance(payload, dict):
+            if etype == "events_api":
+                event = payload.get("event")
+                plain = isinstance(event, dict) and isinstance(event.get("type"), str)
+                if not plain:
+                    event = None
+            else:
+                plain = type(etype) is str and etype != ""
+        else:
+            payload = {}
+            plain = False
+        self._plain = plain
+        self.type: str = etype if plain else str(etype or "envelope")
+        self.payload: Dict[str, Any] = payload
+        self.event: Optional[Dict[str, Any]] = event
         self.accepts_response_payload = envelope.get("accepts_response_payload") is True
-        attempt = envelope.get("retry_attempt")
-        self.retry_attempt: int = attempt if type(attempt) is int else 0
-        self.retry_reason: str = str(envelope.get("retry_reason") or "")
         self._run = run
         self._via = via
-        self._future: Optional[Future[None]] = None
-        self._lock = threading.Lock()
+        self._bound: Optional[Bound] = None  # the queued acknowledgement
         self._manual = manual
-        self.dedupe_key: str = envelope_key(
-            self.envelope_id, self.payload.get("event_id") if self.type == "events_api"
-            else None, self.event)
+        self._dedupe_key: Optional[str] = None
         self._gate: Any = None  # the shared filter holding a lease on it, to settle
 
     def __repr__(self) -> str:
@@ -125,27 +132,50 @@ class SocketModeRequest:
                 f"retry_attempt={self.retry_attempt} acked={self.acked}>")
 
     @property
+    def retry_attempt(self) -> int:
+        """How many times Slack delivered this envelope before (0: the first time)."""
+        attempt = self.envelope.get("retry_attempt")
+        return attempt if type(attempt) is int else 0
+
+    @property
+    def retry_reason(self) -> str:
+        """Why Slack delivers it again (``timeout``, ...), or ``""``."""
+        return str(self.envelope.get("retry_reason") or "")
+
+    @property
+    def dedupe_key(self) -> str:
+        """The key a shared duplicate filter knows the envelope by."""
+        key = self._dedupe_key
+        if key is None:
+            key = self._dedupe_key = envelope_key(
+                self.envelope_id, self.payload.get("event_id") if self.type == "events_api"
+                else None, self.event)
+        return key
+
+    @property
     def acked(self) -> bool:
         """Whether an acknowledgement was queued (it may not be written yet)."""
-        return self._future is not None
+        return self._bound is not None
 
     def ack(self, payload: Optional[Dict[str, Any]] = None) -> Future[None]:
         """Acknowledge the envelope, with ``payload`` as the response when Slack accepts
         one. Returns a future that resolves once the acknowledgement is written (or fails
-        when the client disconnected first). Acknowledging twice returns the first future;
-        a payload given then is dropped with a warning."""
-        with self._lock:
-            future = self._future
-            if future is None:
+        when the client disconnected first). Acknowledging twice returns the first
+        acknowledgement's future (also when the client acknowledged on read); a payload
+        given then is dropped with a warning."""
+        with _ACK_LOCK:
+            bound = self._bound
+            if bound is None:
                 text = ack_text(self.envelope_id, payload)  # raises on a non-JSON payload
-                future = self._future = Future()
+                bound = self._bound = Bound(text, self._via, Future())
+                fresh = True
             else:
-                text = ""
-        if not text:
+                fresh = False
+        if not fresh:
             if payload is not None:
                 self._run.log.warn(f"envelope {self.envelope_id} was acknowledged already: "
                                    "the response payload given now is dropped")
-            return future
+            return bound.watch()
         gate, self._gate = self._gate, None
         if gate is not None:  # handled: the claim outlives its lease
             gate.settle(self.dedupe_key)
@@ -153,21 +183,20 @@ class SocketModeRequest:
             self._run.log.warn(f"envelope {self.envelope_id} ({self.type}) accepts no "
                                "response payload: Slack ignores it")
         self._run.count("acked")
-        self._run.acknowledge(text, self._via, future)
-        return future
+        self._run.acknowledge(bound)
+        return bound.watch()
 
     def acked_on_read(self) -> Bound:
         """The client acknowledges the envelope as soon as it was read (no payload): the
-        frame to queue for the writer."""
-        future: Future[None] = Future()
-        self._future = future
-        return Bound(ack_text(self.envelope_id), self._via, future)
+        frame to queue for the writer. It carries no future: :meth:`ack` makes one if a
+        handler asks (reader thread, before any handler has the request)."""
+        bound = self._bound = Bound(ack_text(self.envelope_id), self._via)
+        return bound
 
     def finish(self) -> None:
         """Every handler ran: acknowledge the envelope with an empty payload if none did."""
-        with self._lock:
-            if self._future is not None:
-                return
+        if self._bound is not None:
+            return
         if self._manual:
             self._run.log.warn(f"no handler acknowledged envelope {self.envelope_id} "
                                f"({self.type}): acknowledged with an empty payload")

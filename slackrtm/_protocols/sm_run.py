@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from concurrent.futures import Future
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from slackrtm._engine.core import State
@@ -118,10 +117,9 @@ class SocketModeRun(Run):
         if counters is not None:
             counters.add(name, n)
 
-    def acknowledge(self, text: str, via: Optional[Transport],
-                    future: Optional[Future[None]]) -> None:
+    def acknowledge(self, bound: Bound) -> None:
         """Queue an acknowledgement for the connection its envelope came on."""
-        self.write_bound(Bound(text, via, future))
+        self.write_bound(bound)
 
     # ================================================================ reader
     def _read_loop(self, transport: Transport) -> Tuple[SlackRTMError, Transport]:
@@ -268,7 +266,7 @@ class SocketModeRun(Run):
             if self.ctx.registry.handlers("raw_message"):
                 batch.entries.append(Reply(text))
             return True
-        problems, drop = envelope_problems(frame)
+        problems, drop = ([], False) if request._plain else envelope_problems(frame)
         if problems:
             self.log.warn(
                 f"envelope {envelope_id} ({_shown(frame.get('type'))}) has "
