@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import venv
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -72,12 +72,20 @@ def python_for(client: str, pythons: Dict[str, str]) -> str:
     return pythons["slackclient" if client == "slackclient1" else "main"]
 
 
+def pin_to(cpu: Optional[int]) -> Optional[Callable[[], None]]:
+    """A preexec_fn keeping a child process on one CPU (--pin), or None."""
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
 class Server:
     """flood_server.py in a process of its own (its CPU never shares the client's GIL)."""
 
-    def __init__(self, python: str) -> None:
+    def __init__(self, python: str, cpu: Optional[int] = None) -> None:
         self.proc = subprocess.Popen([python, os.path.join(HERE, "flood_server.py")],
-                                     stdout=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, text=True,
+                                     preexec_fn=pin_to(cpu))
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.startswith("READY "):
             raise RuntimeError(f"flood server did not start: {line!r}")
@@ -109,7 +117,7 @@ class Runner:
             cmd += [f"--{key.replace('_', '-')}", str(value)]
         env = dict(os.environ, PYTHONPATH=self.source, PYTHONDONTWRITEBYTECODE="1")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=env)
+                                env=env, preexec_fn=pin_to(1 if self.args.pin else None))
         return {"proc": proc, "t0": time.monotonic(), "timeout": timeout, "client": client,
                 "scenario": scenario, "round": rnd, "opts": opts}
 
@@ -260,6 +268,10 @@ def main(argv: Optional[List[str]] = None) -> None:
                         " authorizations, event_context)")
     p.add_argument("--python", help="use this interpreter (with websocket-client, requests,"
                    " blinker, slack_sdk, psutil) instead of creating benchmarks/.venv")
+    p.add_argument("--pin", action="store_true",
+                   help="pin the flood server to CPU 0 and each client process to CPU 1 "
+                        "(sched_setaffinity): the client's threads share one core, as on a "
+                        "machine with other work on the rest; less noise from the scheduler")
     p.add_argument("--output", default=os.path.join(HERE, "results", "latest.json"))
     args = p.parse_args(argv)
     q = args.quick
@@ -281,7 +293,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     source = REPO
     if args.commit:
         source, info["slackrtm_commit"] = snapshot(args.commit)
-    server = Server(pythons["main"])
+    server = Server(pythons["main"], 0 if args.pin else None)
     runner = Runner(args, pythons, server, source)
     print(f"flood server at {server.api_url}; {info['cpu']} x{info['nproc']}, "
           f"Python {info['python']}", flush=True)

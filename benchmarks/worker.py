@@ -20,7 +20,9 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# the checkout goes last: run.py --commit REV puts an export of REV on PYTHONPATH, which
+# must win (inserted first, the working tree was measured whatever --commit said)
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from _common import Control, Counter, cpu_seconds, percentile, rss_mb, thread_cpu
 from _loops import RawLoop, SlackClient1, WSBare, WSCeiling
@@ -296,6 +298,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                               for name, cpu in thread_cpu().items()
                               if cpu - before.get(name, 0.0) > 0}
     result["rss_mb"] = rss_mb()
+    module = sys.modules.get(IMPORTS[args.client].split(".")[0])
+    result["imported_from"] = os.path.dirname(getattr(module, "__file__", None) or "?")
     print("RESULT " + json.dumps(result), flush=True)
     closer = threading.Thread(target=client.close, daemon=True)
     closer.start()

@@ -94,9 +94,33 @@ class MemoryDedupe:
     def check(self, envelope_id: str, event_id: Any) -> bool:
         """Remember one envelope by its id and, when it has one, its ``event_id``; True
         when either was remembered already (a duplicate)."""
-        if isinstance(event_id, str) and event_id:
-            return not self._claim(("sm:env:" + envelope_id, "sm:ev:" + event_id))
-        return not self._claim(("sm:env:" + envelope_id,))
+        env = "sm:env:" + envelope_id
+        if type(event_id) is str and event_id:
+            ev = "sm:ev:" + event_id
+            keys: Tuple[str, ...] = (env, ev)
+        else:
+            ev = env
+            keys = (env,)
+        slot_of = self._slot_of
+        with self._lock:
+            if env not in slot_of and ev not in slot_of:  # new: the common case, inline
+                slot = self._next
+                self._next = slot + 1
+                for key in keys:
+                    slot_of[key] = slot
+                slots = self._slots
+                slots[slot] = keys
+                if len(slots) > self.size:  # full: the oldest goes (inline when it is there)
+                    oldest = self._oldest
+                    gone = slots.pop(oldest, None)
+                    if gone is None:
+                        self._evict()
+                    else:
+                        self._oldest = oldest + 1
+                        for key in gone:
+                            slot_of.pop(key, None)
+                return False
+        return not self._claim(keys)
 
     def forget(self, envelope_id: str, event_id: Any = None) -> None:
         """Forget an envelope (by either id), so that it is new again when it comes back."""

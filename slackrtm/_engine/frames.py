@@ -82,24 +82,34 @@ def _head(n: int, opcode: int) -> bytes:
     return bytes((0x80 | opcode, 0xFF)) + U64.pack(n)
 
 
+#: Headers of short frames (payload under 126 bytes, an ack's), by opcode then length.
+_SHORT_HEADS = {op: [bytes((0x80 | op, 0x80 | n)) for n in range(126)]
+                for op in (OP_TEXT, OP_BINARY)}
+_ZEROS = bytes(14)  # the longest header and a key: left as they are by the mask
+
+
 def client_frames(payloads: List[bytes], opcode: int = OP_TEXT) -> bytes:
     """Several whole, masked client frames, one after the other, ready for one write:
     the same bytes as joining :func:`client_frame` of each, with a masking key of its
     own per frame, but masked by one XOR over the whole batch (Socket Mode writes its
-    acknowledgements hundreds at a time)."""
+    acknowledgements dozens at a time)."""
     if len(payloads) == 1:
         return client_frame(payloads[0], opcode)
     keys = _mask_keys.take_many(len(payloads))
+    heads = _SHORT_HEADS.get(opcode)
     plain: List[bytes] = []
     stream: List[bytes] = []
     for i, payload in enumerate(payloads):
         n = len(payload)
         key = keys[4 * i:4 * i + 4]
-        head = _head(n, opcode)
-        plain += (head, key, payload)
-        # nothing changes the header and the key; the payload is XORed with its key
-        stream += (bytes(len(head) + 4), (key * (n // 4 + 1))[:n])
+        # the header and the key stay as they are; the payload is XORed with its key
+        if n < 126 and heads is not None:
+            plain += (heads[n], key, payload)
+            stream += (_ZEROS[:6], (key * 32)[:n])
+        else:
+            head = _head(n, opcode)
+            plain += (head, key, payload)
+            stream += (_ZEROS[:len(head) + 4], (key * (n // 4 + 1))[:n])
     data = b"".join(plain)
-    total = len(data)
     return (int.from_bytes(data, "big") ^ int.from_bytes(b"".join(stream), "big")).to_bytes(
-        total, "big")
+        len(data), "big")

@@ -257,31 +257,33 @@ class SocketModeRun(Run):
                 return True
             return False  # no envelope: read as an event
         request = SocketModeRequest(frame, self, batch.transport, self.manual_ack)
-        acks = self.batch_acks
-        if self.seen.check(envelope_id, request.payload.get("event_id")):
+        payload = request.payload
+        if self.seen.check(envelope_id, payload.get("event_id") if payload else None):
             self.count("duplicates_local")
             self.log.debug(f"envelope {envelope_id} was delivered before: "
                            "acknowledged again, not dispatched")
-            acks.append(request)
+            self.batch_acks.append(request)
             if self.ctx.registry.handlers("raw_message"):
                 batch.entries.append(Reply(text))
             return True
-        problems, drop = ([], False) if request._plain else envelope_problems(frame)
-        if problems:
+        if not request._plain:  # what Slack does not document: checked, maybe dropped
+            problems, drop = envelope_problems(frame)
             self.log.warn(
                 f"envelope {envelope_id} ({_shown(frame.get('type'))}) has "
                 f"{', '.join(problems)}: "
                 + ("acknowledged and dropped" if drop else
                    "only its envelope handlers get it, its inner event is not "
                    "dispatched"))
-        if drop:
-            acks.append(request)
-            batch.entries.append(Reply(text))
-            return True
-        self.refresh.delivered()  # Slack delivers again: a past refusal is over
+            if drop:
+                self.batch_acks.append(request)
+                batch.entries.append(Reply(text))
+                return True
+        refresh = self.refresh
+        if refresh.refusals:
+            refresh.delivered()  # Slack delivers again: a past refusal is over
         if not (self.manual_ack or (request.accepts_response_payload
                                     and self.ctx.registry.handlers(request.type))):
-            acks.append(request)
+            self.batch_acks.append(request)
         batch.entries.append(EnvelopeEntry(text, request.event, request))
         return True
 
