@@ -31,7 +31,11 @@ FOUR_MIB = 4 * 1024 * 1024
 JUNK = [b"{not json", b"[1, 2, 3]", b'"a string"', b"42", b"null", b"{}", b'{"type": 5}',
         b'{"type": null}', b'{"type": ["message"]}', b"", b"   ", b'{"subtype": "x"}',
         b"\xef\xbb\xbf{}",  # a UTF-8 BOM: valid UTF-8, invalid JSON
-        b"{" * 10 + b"}" * 10]
+        b"{" * 10 + b"}" * 10,
+        # an object, then more: the reader's fast scan of "{..." frames must refuse these
+        # as json.loads does
+        b'{"type": "junk"} trailing', b'{"type":"junk"}{"type":"junk"}', b'{"type": "junk"',
+        b'{"type": "junk"}\x00', b'{"type": "junk"} \x0b']
 
 
 def probe(n: int) -> bytes:
@@ -60,6 +64,10 @@ def test_junk_binary_and_stray_replies_are_dropped_and_the_connection_lives(
     n += 1
     burst += probe(n) + text_frame(b"y" * FOUR_MIB)
     n += 1
+    # JSON whitespace around an event is allowed: after it (the fast scan) and around it
+    for padded in (b'{"type": "probe", "n": %d} \r\n\t', b' \n{"type": "probe", "n": %d}\t '):
+        burst += text_frame(padded % n)
+        n += 1
     # a fragmented event, with a ping in the middle and a UTF-8 character split across
     # fragments (valid once joined)
     text = json.dumps({"type": "probe", "n": n, "s": "\u00e9\u20ac"},
