@@ -24,6 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slackrtm import SocketModeClient
+from slackrtm._engine.context import apply
 from slackrtm._engine.dedupe import MemoryDedupe
 from slackrtm._engine.dispatch import Dispatcher, Registry
 from slackrtm._engine.entries import Lifecycle
@@ -94,7 +95,6 @@ def test_watch_before_the_write_resolves_with_it() -> None:
     done: List[Resolve] = []
     settle([bound], None, done)
     assert [r.future for r in done] == [future]
-    from slackrtm._engine.context import apply
     apply(done)
     assert future.result(timeout=0) is None
 
@@ -119,28 +119,33 @@ def test_a_failure_gives_each_frame_an_exception_of_its_own() -> None:
     assert len(errors) == 3 and len({id(e) for e in errors}) == 3
 
 
+def _race_once() -> List[Future[None]]:
+    """A writer settles 20 frames while another thread watches them."""
+    bounds = [Bound("{}", None) for _ in range(20)]
+    futures: List[Future[None]] = []
+    barrier = threading.Barrier(2)
+
+    def watcher() -> None:
+        barrier.wait()
+        futures.extend(b.watch() for b in bounds)
+
+    def writer() -> None:
+        barrier.wait()
+        done: List[Resolve] = []
+        settle(bounds, None, done)
+        apply(done)
+
+    threads = [threading.Thread(target=watcher), threading.Thread(target=writer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return futures
+
+
 def test_watch_racing_the_write_resolves_every_future_once() -> None:
     for _ in range(300):
-        bounds = [Bound("{}", None) for _ in range(20)]
-        futures: List[Future[None]] = []
-        barrier = threading.Barrier(2)
-
-        def watcher() -> None:
-            barrier.wait()
-            futures.extend(b.watch() for b in bounds)
-
-        def writer() -> None:
-            barrier.wait()
-            done: List[Resolve] = []
-            settle(bounds, None, done)
-            from slackrtm._engine.context import apply
-            apply(done)
-
-        threads = [threading.Thread(target=watcher), threading.Thread(target=writer)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        futures = _race_once()
         assert len(futures) == 20
         assert all(f.result(timeout=10) is None for f in futures)
 
@@ -190,7 +195,6 @@ def test_ack_after_the_ack_on_read_returns_the_written_acks_future() -> None:
     assert first is request.ack() is bound.future and not first.done()
     done: List[Resolve] = []
     settle([bound], None, done)
-    from slackrtm._engine.context import apply
     apply(done)
     assert first.result(timeout=0) is None
     assert request.dedupe_key == "sm:ev:Ev1"
