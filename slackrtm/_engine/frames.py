@@ -54,15 +54,19 @@ class _MaskKeys:
 _mask_keys = _MaskKeys()
 
 
+def _head(n: int, opcode: int) -> bytes:
+    """The header of a masked client frame of ``n`` payload bytes."""
+    if n < 126:
+        return bytes((0x80 | opcode, 0x80 | n))
+    if n < 65536:
+        return bytes((0x80 | opcode, 0xFE)) + U16.pack(n)
+    return bytes((0x80 | opcode, 0xFF)) + U64.pack(n)
+
+
 def client_frame(payload: bytes, opcode: int) -> bytes:
     """A whole, masked client frame (RFC 6455 5.2-5.3) carrying ``payload``."""
     n = len(payload)
-    if n < 126:
-        head = bytes((0x80 | opcode, 0x80 | n))
-    elif n < 65536:
-        head = bytes((0x80 | opcode, 0xFE)) + U16.pack(n)
-    else:
-        head = bytes((0x80 | opcode, 0xFF)) + U64.pack(n)
+    head = _head(n, opcode)
     key = _mask_keys.take()
     if n:
         # XOR with the repeated key as one big-integer operation: fast in C at any size
@@ -72,14 +76,6 @@ def client_frame(payload: bytes, opcode: int) -> bytes:
     else:
         masked = b""
     return head + key + masked
-
-
-def _head(n: int, opcode: int) -> bytes:
-    if n < 126:
-        return bytes((0x80 | opcode, 0x80 | n))
-    if n < 65536:
-        return bytes((0x80 | opcode, 0xFE)) + U16.pack(n)
-    return bytes((0x80 | opcode, 0xFF)) + U64.pack(n)
 
 
 #: Headers of short frames (payload under 126 bytes, an ack's), by opcode then length.
