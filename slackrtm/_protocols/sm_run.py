@@ -24,7 +24,7 @@ from slackrtm._engine.reading import Batch
 from slackrtm._engine.run import Bound, Run, RunContext, monotonic
 from slackrtm._engine.transport import Message, Transport
 from slackrtm._engine.writer import BOUND_HIGH
-from slackrtm._protocols.envelope import Seen, SocketModeRequest
+from slackrtm._protocols.envelope import Seen, SocketModeRequest, ack_text
 from slackrtm._protocols.malformed import (
     envelope_problems,
     looks_like_envelope,
@@ -77,8 +77,8 @@ class SocketModeRun(Run):
         self.handed_over = threading.Event()
         local = ctx.local_dedupe
         self.seen = local if local is not None else Seen()
-        #: Envelopes of the batch being read to acknowledge (reader thread only).
-        self.batch_acks: List[SocketModeRequest] = []
+        #: Acknowledgements of the batch being read (reader thread only).
+        self.batch_acks: List[Bound] = []
         # the refresher wakes the reader through this pair once the next connection is
         # ready (or the refresh failed), wherever the reader is blocked
         self.wake_r, self.wake_w = socket.socketpair()
@@ -256,15 +256,29 @@ class SocketModeRun(Run):
                 batch.entries.append(Reply(text))
                 return True
             return False  # no envelope: read as an event
+        payload = frame.get("payload")
+        etype = frame.get("type")
+        if type(payload) is dict and type(etype) is str and etype and not self.manual_ack \
+                and self.dispatcher.gate is None and not self.ctx.registry.handlers(etype):
+            # no handler of its type, no shared filter: nobody will see a request, so
+            # none is made; the envelope is acknowledged now and its inner event (if
+            # any) goes out like an RTM event
+            if etype == "events_api":
+                event = payload.get("event")
+                plain = type(event) is dict and type(event.get("type")) is str
+            else:
+                event, plain = None, True
+            if plain:  # else the long way, which warns about it
+                self.batch_acks.append(Bound(ack_text(envelope_id), batch.transport))
+                if self._duplicate(envelope_id, payload, text, batch):
+                    return True
+                self._delivered()
+                batch.entries.append(Reply(text) if event is None else (text, event))
+                return True
         request = SocketModeRequest(frame, self, batch.transport, self.manual_ack)
         payload = request.payload
-        if self.seen.check(envelope_id, payload.get("event_id") if payload else None):
-            self.count("duplicates_local")
-            self.log.debug(f"envelope {envelope_id} was delivered before: "
-                           "acknowledged again, not dispatched")
-            self.batch_acks.append(request)
-            if self.ctx.registry.handlers("raw_message"):
-                batch.entries.append(Reply(text))
+        if self._duplicate(envelope_id, payload, text, batch):
+            self.batch_acks.append(request.acked_on_read())
             return True
         if not request._plain:  # what Slack does not document: checked, maybe dropped
             problems, drop = envelope_problems(frame)
@@ -275,17 +289,34 @@ class SocketModeRun(Run):
                    "only its envelope handlers get it, its inner event is not "
                    "dispatched"))
             if drop:
-                self.batch_acks.append(request)
+                self.batch_acks.append(request.acked_on_read())
                 batch.entries.append(Reply(text))
                 return True
-        refresh = self.refresh
-        if refresh.refusals:
-            refresh.delivered()  # Slack delivers again: a past refusal is over
+        self._delivered()
         if not (self.manual_ack or (request.accepts_response_payload
                                     and self.ctx.registry.handlers(request.type))):
-            self.batch_acks.append(request)
+            self.batch_acks.append(request.acked_on_read())
         batch.entries.append(EnvelopeEntry(text, request.event, request))
         return True
+
+    def _duplicate(self, envelope_id: str, payload: Dict[str, Any], text: str,
+                   batch: Batch) -> bool:
+        """Remember the envelope. True for one delivered before: the caller acknowledges
+        it again, and it is not dispatched (only ``raw_message`` handlers see it)."""
+        if not self.seen.check(envelope_id, payload.get("event_id") if payload else None):
+            return False
+        self.count("duplicates_local")
+        self.log.debug(f"envelope {envelope_id} was delivered before: "
+                       "acknowledged again, not dispatched")
+        if self.ctx.registry.handlers("raw_message"):
+            batch.entries.append(Reply(text))
+        return True
+
+    def _delivered(self) -> None:
+        """Slack delivers again: a past refusal is over."""
+        refresh = self.refresh
+        if refresh.refusals:
+            refresh.delivered()
 
     def _unparsable(self, text: str, exc: BaseException, transport: Transport) -> Entry:
         """An envelope that cannot be parsed is acknowledged by the id it carries."""
@@ -304,7 +335,7 @@ class SocketModeRun(Run):
         handler never makes Slack redeliver."""
         acks, self.batch_acks = self.batch_acks, []
         if acks:
-            self.write_bound_many([request.acked_on_read() for request in acks])
+            self.write_bound_many(acks)
             self.count("acked", len(acks))
             if len(self.bound) >= BOUND_HIGH:
                 self.wait_bound_room(batch.transport)
