@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import threading
 import weakref
 from concurrent.futures import Future
@@ -294,3 +295,69 @@ def test_check_keeps_the_window_exact_with_holes(size: int) -> None:
         assert memory.check(envelope_id, event_id) == check(envelope_id, event_id), \
             (envelope_id, event_id)
         assert len(memory) == len(model)
+
+
+# ---------------------------------------------------------------- envelopes seen by no one
+def _events(slack: FakeSlack, tag: str) -> List[Dict[str, Any]]:
+    channel = slack.channel_id("general")
+    return [slack.events_api({"type": "message", "channel": channel, "text": f"{tag}{i}",
+                              "ts": f"{i}.{tag}"}) for i in range(20)] + [
+        slack.events_api({"type": "message", "subtype": "bot_message", "channel": channel,
+                          "text": f"{tag}bot", "ts": f"99.{tag}"}),
+        slack.events_api({"type": "reaction_added", "reaction": tag}),
+        slack.slash_command("/deploy", tag),
+        slack.interactive({"type": "block_actions", "tag": tag})]
+
+
+def test_envelopes_no_one_sees_as_requests_reach_the_same_handlers(
+        slack: FakeSlack, smake: Any) -> None:
+    """Without handlers of the envelope types the client makes no request (the short
+    way); with them, it does. Event handlers see the same either way, every envelope is
+    acked once, and the health counter counts each ack."""
+    client: SocketModeClient = smake()
+    seen: List[Any] = []
+    client.on("message", lambda e: seen.append(("message", e.get("text"))))
+    client.on("message::bot_message", lambda e: seen.append(("bot", e["text"])))
+    client.on("reaction_added", lambda e: seen.append(("reaction", e["reaction"])))
+    client.on("slack_event", lambda t, e: seen.append(("slack_event", t)))
+    raws: List[str] = []
+    client.on("raw_message", raws.append)
+    client.start().result(timeout=30)
+
+    def one_round(tag: str) -> List[Any]:
+        del seen[:]
+        del raws[:]
+        envelopes = _events(slack, tag)
+        wait_until(lambda: sum(1 for r in raws if '"envelope_id"' in r) == len(envelopes),
+                   30, "every envelope read")
+        wait_until(lambda: all(slack.acked(e["envelope_id"]) for e in envelopes), 30,
+                   "every envelope acked")
+        wait_until(lambda: ("reaction", tag) in seen, 30, "the last event handled")
+        ids = [e["envelope_id"] for e in envelopes]
+        assert [json.loads(r)["envelope_id"] for r in raws if '"envelope_id"' in r] == ids
+        return [(k, v.replace(tag, "T") if isinstance(v, str) else v) for k, v in seen
+                if (k, v) != ("slack_event", "hello")]
+
+    short = one_round("Zq")
+    assert client.health()["acked"] == 24
+    requests: List[Any] = []
+    for kind in ("events_api", "slash_commands", "interactive"):
+        client.on(kind, requests.append)
+    long = one_round("Xk")
+    assert len(requests) == 24  # the long way: each envelope as a request
+    assert short == long and len(short) == 2 * 20 + 3 + 2  # message + slack_event each
+    assert client.health()["acked"] == 48
+    acks = [a.envelope_id for a in slack.acks]
+    assert len(acks) == len(set(acks)) == 48
+
+
+def test_a_batch_of_acks_in_one_bound_is_written_as_its_frames() -> None:
+    from slackrtm._engine.writer import _encoded
+
+    texts = ['{"envelope_id":"a"}', '{"envelope_id":"\\u00e9"}', '{"envelope_id":"c"}']
+    items = [Bound(texts[:2], None), Bound(texts[2], None)]
+    assert [i.frames for i in items] == [2, 1]
+    assert _encoded(items) == [t.encode() for t in texts]
+    done: List[Resolve] = []
+    settle(items, None, done)
+    assert all(i.watch().result(timeout=0) is None for i in items)

@@ -88,7 +88,7 @@ def test_socket_mode_acks_stay_bounded_against_a_peer_that_stopped_reading() -> 
             assert run is not None
             deadline = time.monotonic() + 60
             while raw.ws_count < 2 and time.monotonic() < deadline:
-                most = max(most, len(run.bound))
+                most = max(most, run.bound_frames, len(run.bound))
                 time.sleep(0.01)
             assert raw.ws_count >= 2, "the stalled connection was never replaced"
             # the stalled write, or (reading stopped while the acks could not go out) the

@@ -103,6 +103,7 @@ class Run(Attempts, Reading, Poster, Writer):
         self.failures_logged: Set[Tuple[Any, ...]] = set()
         # -- any thread appends under lock (acks); the writer pops under lock.
         self.bound: Deque[Bound] = deque()
+        self.bound_frames = 0  # the frames in it (a Bound may hold several)
         self.bound_room = threading.Event()  # the writer wrote bound frames
         # -- the poster's queue and wake-up (see Poster: any thread appends under lock,
         #    the poster thread takes under lock).

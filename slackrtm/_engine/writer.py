@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future
 from functools import partial
-from typing import Any, Callable, Deque, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Deque, Iterable, List, Optional, Tuple, Union
 
 from slackrtm._engine.context import RunContext, apply, monotonic
 from slackrtm._engine.core import Resolve, Send, State
@@ -30,7 +30,8 @@ from slackrtm.errors import (
 __all__ = ["BOUND_HIGH", "Bound", "Writer", "ours", "settle"]
 
 #: Connection-bound frames (Socket Mode acks) queued at most before the reader stops
-#: reading until the writer catches up (about 1 MB of acks).
+#: reading until the writer catches up (about 1 MB of acks; counted in frames, see
+#: ``Writer.bound_frames``).
 BOUND_HIGH = 10_000
 
 
@@ -47,11 +48,14 @@ class Bound:
     cost every envelope would pay. :meth:`watch` gives one later, on demand, which
     resolves as the frame already did or will."""
 
-    __slots__ = ("_outcome", "future", "text", "via")
+    __slots__ = ("_outcome", "frames", "future", "text", "via")
 
-    def __init__(self, text: str, via: Optional[Transport],
+    def __init__(self, text: Union[str, List[str]], via: Optional[Transport],
                  future: Optional[Future[None]] = None) -> None:
+        #: One frame's text, or the texts of several frames written together and
+        #: settled as one (the acks of one read that no request holds)
         self.text = text
+        self.frames = 1 if type(text) is str else len(text)
         self.via = via
         self.future = future
         # _PENDING until settled; then None (written) or the exception it failed with
@@ -73,6 +77,18 @@ class Bound:
     def settled(self) -> bool:
         """Whether the frame was written or failed."""
         return self._outcome is not _PENDING
+
+
+def _encoded(items: List[Bound]) -> List[bytes]:
+    """The UTF-8 payloads of the frames of ``items``, in order."""
+    out: List[bytes] = []
+    for item in items:
+        text = item.text
+        if type(text) is str:
+            out.append(text.encode("utf-8"))
+        else:
+            out += [t.encode("utf-8") for t in text]
+    return out
 
 
 def settle(items: Iterable[Bound], error: Optional[Callable[[], BaseException]],
@@ -103,6 +119,7 @@ class Writer:
     wake_writer: threading.Event
     write_lock: threading.Lock
     bound: Deque[Bound]
+    bound_frames: int  # the frames in ``bound`` (changed under the client's lock)
     bound_room: threading.Event
     json_ping: bool
 
@@ -237,20 +254,25 @@ class Writer:
                 target = self._bound_target()
                 if target is None:
                     return
-                items = [bound.popleft()]
+                first = bound.popleft()
+                items = [first]
+                frames = first.frames
                 # the frames that go to the same place: where a frame goes is looked up
                 # again only when its via differs from the one before (acks of one read
                 # all share theirs)
-                via = items[0].via
-                while bound and len(items) < 512:
+                via = first.via
+                while bound and frames < 512:
                     nxt = bound[0].via
                     if nxt is not via:
                         if self._bound_target() is not target:
                             break
                         via = nxt
-                    items.append(bound.popleft())
+                    item = bound.popleft()
+                    items.append(item)
+                    frames += item.frames
+                self.bound_frames -= frames
             try:
-                payloads = [item.text.encode("utf-8") for item in items]
+                payloads = _encoded(items)
             except UnicodeEncodeError:  # a lone surrogate: that frame fails alone
                 items, payloads = self._encodable(items, done)
                 if not items:
@@ -262,6 +284,7 @@ class Writer:
                     item.via = None
                 with ctx.lock:
                     bound.extendleft(reversed(items))
+                    self.bound_frames += sum(item.frames for item in items)
                 continue
             except WebsocketError as err:
                 with ctx.lock:
@@ -283,7 +306,7 @@ class Writer:
         payloads: List[bytes] = []
         for item in items:
             try:
-                payloads.append(item.text.encode("utf-8"))
+                payloads += _encoded([item])
             except UnicodeEncodeError as exc:
                 why = f"the acknowledgement cannot be written: {unencodable(exc)}"
                 self.log.warn(f"an acknowledgement was not written: {unencodable(exc)}")
@@ -297,11 +320,11 @@ class Writer:
         reads slower than it sends, or not at all), stop reading until the writer brings
         them under half of that; a connection torn down meanwhile ends the wait. Memory
         stays bounded; a peer that stopped reading is detected by the stalled write."""
-        while len(self.bound) >= BOUND_HIGH // 2:
+        while self.bound_frames >= BOUND_HIGH // 2:
             if self.stop.is_set() or transport.closed:
                 return
             self.bound_room.clear()
-            if len(self.bound) < BOUND_HIGH // 2:
+            if self.bound_frames < BOUND_HIGH // 2:
                 return
             self.bound_room.wait(0.5)
 
@@ -314,6 +337,7 @@ class Writer:
         with self.ctx.lock:
             if not self.stopping:
                 self.bound.extend(items)
+                self.bound_frames += sum(item.frames for item in items)
                 items = []
         if items:
             done: List[Resolve] = []
@@ -330,6 +354,7 @@ class Writer:
         settle(self.bound, lambda: SendWhileDisconnectedError(
             f"{reason} before the acknowledgement could be written"), effects)
         self.bound.clear()
+        self.bound_frames = 0
         return effects
 
 

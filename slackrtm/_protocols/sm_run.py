@@ -77,8 +77,10 @@ class SocketModeRun(Run):
         self.handed_over = threading.Event()
         local = ctx.local_dedupe
         self.seen = local if local is not None else Seen()
-        #: Acknowledgements of the batch being read (reader thread only).
+        #: Acknowledgements of the batch being read (reader thread only): those of
+        #: requests, and the texts of those no request holds (queued as one Bound).
         self.batch_acks: List[Bound] = []
+        self.batch_ack_texts: List[str] = []
         # the refresher wakes the reader through this pair once the next connection is
         # ready (or the refresh failed), wherever the reader is blocked
         self.wake_r, self.wake_w = socket.socketpair()
@@ -269,7 +271,7 @@ class SocketModeRun(Run):
             else:
                 event, plain = None, True
             if plain:  # else the long way, which warns about it
-                self.batch_acks.append(Bound(ack_text(envelope_id), batch.transport))
+                self.batch_ack_texts.append(ack_text(envelope_id))
                 if self._duplicate(envelope_id, payload, text, batch):
                     return True
                 self._delivered()
@@ -334,10 +336,13 @@ class SocketModeRun(Run):
         """Acknowledgements are queued before the envelopes reach any handler, so a slow
         handler never makes Slack redeliver."""
         acks, self.batch_acks = self.batch_acks, []
+        texts, self.batch_ack_texts = self.batch_ack_texts, []
+        if texts:  # one Bound for them all: nobody waits for one of them alone
+            acks.append(Bound(texts, batch.transport))
         if acks:
             self.write_bound_many(acks)
-            self.count("acked", len(acks))
-            if len(self.bound) >= BOUND_HIGH:
+            self.count("acked", len(acks) - (len(texts) > 0) + len(texts))
+            if self.bound_frames >= BOUND_HIGH:
                 self.wait_bound_room(batch.transport)
 
     def _salvage(self, text: str, exc: BaseException, transport: Transport) -> bool:
