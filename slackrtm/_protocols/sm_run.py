@@ -272,14 +272,17 @@ class SocketModeRun(Run):
                 event, plain = None, True
             if plain:  # else the long way, which warns about it
                 self.batch_ack_texts.append(ack_text(envelope_id))
-                if self._duplicate(envelope_id, payload, text, batch):
+                if self.seen.check(envelope_id, payload.get("event_id")):
+                    self._duplicate(envelope_id, text, batch)
                     return True
-                self._delivered()
+                if self.refresh.refusals:
+                    self.refresh.delivered()  # Slack delivers again: a refusal is over
                 batch.entries.append(Reply(text) if event is None else (text, event))
                 return True
         request = SocketModeRequest(frame, self, batch.transport, self.manual_ack)
         payload = request.payload
-        if self._duplicate(envelope_id, payload, text, batch):
+        if self.seen.check(envelope_id, payload.get("event_id") if payload else None):
+            self._duplicate(envelope_id, text, batch)
             self.batch_acks.append(request.acked_on_read())
             return True
         if not request._plain:  # what Slack does not document: checked, maybe dropped
@@ -294,31 +297,22 @@ class SocketModeRun(Run):
                 self.batch_acks.append(request.acked_on_read())
                 batch.entries.append(Reply(text))
                 return True
-        self._delivered()
+        if self.refresh.refusals:
+            self.refresh.delivered()
         if not (self.manual_ack or (request.accepts_response_payload
                                     and self.ctx.registry.handlers(request.type))):
             self.batch_acks.append(request.acked_on_read())
         batch.entries.append(EnvelopeEntry(text, request.event, request))
         return True
 
-    def _duplicate(self, envelope_id: str, payload: Dict[str, Any], text: str,
-                   batch: Batch) -> bool:
-        """Remember the envelope. True for one delivered before: the caller acknowledges
-        it again, and it is not dispatched (only ``raw_message`` handlers see it)."""
-        if not self.seen.check(envelope_id, payload.get("event_id") if payload else None):
-            return False
+    def _duplicate(self, envelope_id: str, text: str, batch: Batch) -> None:
+        """An envelope delivered before (the redelivery filter knew it): the caller
+        acknowledges it again; it is not dispatched, only ``raw_message`` handlers see it."""
         self.count("duplicates_local")
         self.log.debug(f"envelope {envelope_id} was delivered before: "
                        "acknowledged again, not dispatched")
         if self.ctx.registry.handlers("raw_message"):
             batch.entries.append(Reply(text))
-        return True
-
-    def _delivered(self) -> None:
-        """Slack delivers again: a past refusal is over."""
-        refresh = self.refresh
-        if refresh.refusals:
-            refresh.delivered()
 
     def _unparsable(self, text: str, exc: BaseException, transport: Transport) -> Entry:
         """An envelope that cannot be parsed is acknowledged by the id it carries."""
