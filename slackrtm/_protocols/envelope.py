@@ -8,14 +8,14 @@ import json
 import re
 import threading
 from concurrent.futures import Future
-from typing import Any, Dict, Optional, Protocol
+from typing import Any, Dict, Optional, Protocol, Tuple
 
 from slackrtm._engine.dedupe import Seen, envelope_key
 from slackrtm._engine.transport import Transport
 from slackrtm._engine.writer import Bound
 from slackrtm._log import Log
 
-__all__ = ["Acknowledger", "Seen", "SocketModeRequest", "ack_text"]
+__all__ = ["Acknowledger", "Seen", "SocketModeRequest", "ack_text", "documented"]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
@@ -45,6 +45,21 @@ def ack_text(envelope_id: str, payload: Optional[Dict[str, Any]] = None) -> str:
                              f"sent: it holds a lone surrogate at character {exc.start} "
                              "(UTF-8 cannot encode it); nothing was sent") from None
     return '{"envelope_id":' + _ascii(envelope_id) + ',"payload":' + body + "}"
+
+
+def documented(etype: Any, payload: Any) -> Tuple[bool, Optional[Dict[str, Any]]]:
+    """Whether an envelope of type ``etype`` with ``payload`` is what Slack documents (a
+    non-empty string type, an object as its payload, and for ``events_api`` an event
+    object with a string type: then ``envelope_problems`` finds nothing), and its inner
+    event (``events_api`` only; None when it is not documented)."""
+    if not isinstance(payload, dict) or type(etype) is not str or not etype:
+        return False, None
+    if etype != "events_api":
+        return True, None
+    event = payload.get("event")
+    if isinstance(event, dict) and isinstance(event.get("type"), str):
+        return True, event
+    return False, None
 
 
 class Acknowledger(Protocol):
@@ -100,21 +115,9 @@ class SocketModeRequest:
         self.envelope_id: str = envelope["envelope_id"]
         etype: Any = envelope.get("type")
         payload = envelope.get("payload")
-        event: Any = None
-        # _plain: the envelope is what Slack documents (a string type, an object as its
-        # payload, and for events_api an event object with a string type), so the run
-        # has nothing to check or warn about (see malformed.envelope_problems)
-        if isinstance(payload, dict):
-            if etype == "events_api":
-                event = payload.get("event")
-                plain = isinstance(event, dict) and isinstance(event.get("type"), str)
-                if not plain:
-                    event = None
-            else:
-                plain = type(etype) is str and etype != ""
-        else:
+        plain, event = documented(etype, payload)
+        if not isinstance(payload, dict):
             payload = {}
-            plain = False
         self._plain = plain
         self.type: str = etype if plain else str(etype or "envelope")
         self.payload: Dict[str, Any] = payload

@@ -24,7 +24,7 @@ from slackrtm._engine.reading import Batch
 from slackrtm._engine.run import Bound, Run, RunContext, monotonic
 from slackrtm._engine.transport import Message, Transport
 from slackrtm._engine.writer import BOUND_HIGH
-from slackrtm._protocols.envelope import Seen, SocketModeRequest, ack_text
+from slackrtm._protocols.envelope import Seen, SocketModeRequest, ack_text, documented
 from slackrtm._protocols.malformed import (
     envelope_problems,
     looks_like_envelope,
@@ -258,18 +258,14 @@ class SocketModeRun(Run):
                 batch.entries.append(Reply(text))
                 return True
             return False  # no envelope: read as an event
-        payload = frame.get("payload")
         etype = frame.get("type")
-        if type(payload) is dict and type(etype) is str and etype and not self.manual_ack \
-                and self.dispatcher.gate is None and not self.ctx.registry.handlers(etype):
+        if not self.manual_ack and self.dispatcher.gate is None and type(etype) is str \
+                and not self.ctx.registry.handlers(etype):
             # no handler of its type, no shared filter: nobody will see a request, so
             # none is made; the envelope is acknowledged now and its inner event (if
             # any) goes out like an RTM event
-            if etype == "events_api":
-                event = payload.get("event")
-                plain = type(event) is dict and type(event.get("type")) is str
-            else:
-                event, plain = None, True
+            payload: Any = frame.get("payload")
+            plain, event = documented(etype, payload)
             if plain:  # else the long way, which warns about it
                 self.batch_ack_texts.append(ack_text(envelope_id))
                 if self.seen.check(envelope_id, payload.get("event_id")):
@@ -331,11 +327,12 @@ class SocketModeRun(Run):
         handler never makes Slack redeliver."""
         acks, self.batch_acks = self.batch_acks, []
         texts, self.batch_ack_texts = self.batch_ack_texts, []
+        count = len(acks) + len(texts)
         if texts:  # one Bound for them all: nobody waits for one of them alone
             acks.append(Bound(texts, batch.transport))
         if acks:
             self.write_bound_many(acks)
-            self.count("acked", len(acks) - (len(texts) > 0) + len(texts))
+            self.count("acked", count)
             if self.bound_frames >= BOUND_HIGH:
                 self.wait_bound_room(batch.transport)
 
