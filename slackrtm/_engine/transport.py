@@ -40,6 +40,8 @@ __all__ = ["MAX_MESSAGE", "Message", "NotWritten", "Transport", "abort_handshake
 
 _CHUNK = 65536
 _monotonic = time.monotonic
+#: ``send`` flag for one write that must not block (plain sockets; Windows has none)
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 #: A received message: ``(text, None)`` for a text frame, ``(None, payload)`` for binary.
 Message = Tuple[Optional[str], Optional[bytes]]
@@ -64,6 +66,10 @@ class Transport:
         self._frag_len = 0
         self._closed = threading.Event()
         self._send_lock = threading.Lock()
+        self._tls = isinstance(self._sock, ssl.SSLSocket)
+        # what the socket did not take of a write begun without blocking (send_now): it
+        # goes out before any other byte (under the send lock, see _flush_held)
+        self._held = b""
         self.close_received: Optional[Tuple[int, str]] = None
         #: Payloads of pong control frames received and not yet taken (see take_pongs).
         self.pongs: List[bytes] = []
@@ -105,12 +111,74 @@ class Transport:
         """Write a ping control frame (a keep-alive); raise WebsocketError like send_text."""
         self._write_frame(client_frame(payload[:125], OP_PING))
 
+    def flush(self) -> None:
+        """Write what :meth:`send_now` left held, if anything (blocking, as any write);
+        raise like :meth:`send_text`."""
+        self._write_frame(b"")
+
+    def send_now(self, payloads: List[bytes]) -> Optional[bool]:
+        """Write text frames now without ever blocking (the reader's acknowledgements).
+
+        True: the socket took them all. False: nothing was written (another write is under
+        way, held bytes wait, the connection is closed or the socket failed): the caller
+        has the writer thread write them, which reports a failure as for any write. None:
+        part went out; the rest is held and goes out before any other byte, on the next
+        write or :meth:`flush` (a TLS socket that would block must be given the same bytes
+        again, so it holds them all)."""
+        if not self._send_lock.acquire(blocking=False):
+            return False
+        try:
+            if self._held or self._closed.is_set() or self.close_sent:
+                return False
+            data = client_frames(payloads)
+            try:
+                rest = self._send_nowait(data)
+            except (OSError, ValueError):  # the writer meets it again, and reports it
+                return False
+            if not rest:
+                return True
+            if rest is data and not self._tls:
+                return False  # not a byte went out
+            self._held = rest
+            return None
+        finally:
+            self._send_lock.release()
+
+    def _send_nowait(self, data: bytes) -> bytes:
+        """Send what the socket takes of ``data`` at once; return the rest (``data``
+        itself when TLS would block: it must be written again as it is)."""
+        sock = self._sock
+        if _DONTWAIT and not self._tls:
+            try:
+                sent = sock.send(data, _DONTWAIT)
+            except BlockingIOError:
+                return data
+            return data[sent:] if sent < len(data) else b""
+        sock.setblocking(False)  # TLS: SSLSocket.send takes no flags
+        try:
+            sent = sock.send(data)
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            return data
+        finally:
+            sock.setblocking(True)
+        return data[sent:] if sent < len(data) else b""
+
+    def _flush_held(self) -> None:
+        """Write the held bytes first (the send lock is held; raises OSError)."""
+        held = self._held
+        if held:
+            self._send_all(held)
+            self._held = b""
+
     def _write_frame(self, data: bytes) -> None:
         try:
             with self._send_lock:
                 if self._closed.is_set() or self.close_sent:
                     raise NotWritten(f"the connection to {self.host} is closed")
-                self._send_all(data)
+                if self._held:
+                    self._flush_held()
+                if data:
+                    self._send_all(data)
         except (OSError, websocket.WebSocketException) as exc:
             raise WebsocketError(f"writing to {self.host} failed: {describe(exc)}") from None
 
@@ -148,6 +216,7 @@ class Transport:
     def _send_control(self, payload: bytes, opcode: int, wait: float = 1.0) -> None:
         if self._send_lock.acquire(timeout=wait):
             try:
+                self._flush_held()
                 self._sock.sendall(client_frame(payload, opcode))
             except OSError:
                 pass
@@ -372,6 +441,7 @@ class Transport:
         if self._send_lock.acquire(timeout=wait):
             try:
                 self.close_sent = True
+                self._flush_held()
                 self._sock.sendall(client_frame(U16.pack(1000), OP_CLOSE))
             except OSError:
                 pass

@@ -48,7 +48,7 @@ class Bound:
     cost every envelope would pay. :meth:`watch` gives one later, on demand, which
     resolves as the frame already did or will."""
 
-    __slots__ = ("_outcome", "frames", "future", "text", "via")
+    __slots__ = ("_outcome", "frames", "future", "held", "text", "via")
 
     def __init__(self, text: Union[str, List[str]], via: Optional[Transport],
                  future: Optional[Future[None]] = None) -> None:
@@ -58,6 +58,9 @@ class Bound:
         self.frames = 1 if type(text) is str else len(text)
         self.via = via
         self.future = future
+        #: Part of its frames went out on ``via`` (:meth:`Writer.write_now`); ``via``
+        #: holds the rest and writes it before any other byte
+        self.held = False
         # _PENDING until settled; then None (written) or the exception it failed with
         self._outcome: Any = _PENDING
 
@@ -271,10 +274,18 @@ class Writer:
                     items.append(item)
                     frames += item.frames
                 self.bound_frames -= frames
+            # frames begun on ``target`` without blocking: it holds their rest, and
+            # writes it before these (on another connection they are written anew)
+            fresh = items
+            if any(item.held for item in items):
+                fresh = [item for item in items if not (item.held and item.via is target)]
+                for item in items:
+                    item.held = False
             try:
-                payloads = _encoded(items)
+                payloads = _encoded(fresh)
             except UnicodeEncodeError:  # a lone surrogate: that frame fails alone
-                items, payloads = self._encodable(items, done)
+                good, payloads = self._encodable(fresh, done)
+                items = [item for item in items if item not in fresh or item in good]
                 if not items:
                     continue
             try:
@@ -327,6 +338,31 @@ class Writer:
             if self.bound_frames < BOUND_HIGH // 2:
                 return
             self.bound_room.wait(0.5)
+
+    def write_now(self, items: List[Bound], via: Transport) -> None:
+        """Reader side: write ``items``, the acknowledgements of one read from ``via``,
+        at once when the socket takes them without blocking (one thread hand-off less per
+        read); else, or for what it did not take, queue them for the writer thread. The
+        reader never waits on the socket: a write under way or queued frames make it
+        queue, as does a full socket."""
+        with self.ctx.lock:
+            free = not self.bound and not self.stopping
+        if free:
+            try:
+                payloads: Optional[List[bytes]] = _encoded(items)
+            except UnicodeEncodeError:  # the writer fails the one that cannot be written
+                payloads = None
+            if payloads is not None:
+                written = via.send_now(payloads)
+                if written:
+                    done: List[Resolve] = []
+                    settle(items, None, done)
+                    apply(done)
+                    return
+                if written is None:  # begun: via writes the rest before anything else
+                    for item in items:
+                        item.held = True
+        self.write_bound_many(items)
 
     def write_bound(self, item: Bound) -> None:
         """Queue a connection-bound frame and have the writer write it (any thread)."""

@@ -323,15 +323,15 @@ class SocketModeRun(Run):
         batch.outcome = self._disconnect(frame, batch.transport) or batch.outcome
 
     def _sorted(self, batch: Batch) -> None:
-        """Acknowledgements are queued before the envelopes reach any handler, so a slow
-        handler never makes Slack redeliver."""
+        """Acknowledgements are written (or queued for the writer) before the envelopes
+        reach any handler, so a slow handler never makes Slack redeliver."""
         acks, self.batch_acks = self.batch_acks, []
         texts, self.batch_ack_texts = self.batch_ack_texts, []
         count = len(acks) + len(texts)
         if texts:  # one Bound for them all: nobody waits for one of them alone
             acks.append(Bound(texts, batch.transport))
         if acks:
-            self.write_bound_many(acks)
+            self.write_now(acks, batch.transport)
             self.count("acked", count)
             if self.bound_frames >= BOUND_HIGH:
                 self.wait_bound_room(batch.transport)
