@@ -536,7 +536,10 @@ def test_slash_command(slack: FakeSlack, run: Any) -> None:
     proc.wait_for_line("^Waiting for slash commands")
     echo = slack.slash_command("/echo", "hi there", user="alice")
     other = slack.slash_command("/nope", user="bob")
-    acks = {a.envelope_id: a for a in slack.wait_for_acks(2)}
+    # the in_channel answer comes back as a message, whose ack may come before /nope's
+    slack.wait_until(lambda: slack.acked(echo["envelope_id"]) and slack.acked(
+        other["envelope_id"]), timeout=30, what="both commands' acks")
+    acks = {a.envelope_id: a for a in slack.acks}
     assert acks[echo["envelope_id"]].payload == {
         "text": f"<@{slack.user_id('alice')}> said: hi there", "response_type": "in_channel"}
     assert acks[other["envelope_id"]].payload == {"text": "Sorry, I do not know /nope."}
