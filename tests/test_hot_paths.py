@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from typing import Any, Dict, List, Optional
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from slackrtm import SocketModeClient
@@ -33,7 +33,7 @@ from slackrtm._engine.frames import OP_BINARY, OP_TEXT, _mask_keys, client_frame
 from slackrtm._engine.states import Resolve
 from slackrtm._engine.writer import Bound, settle
 from slackrtm._log import Log
-from slackrtm._protocols.envelope import SocketModeRequest
+from slackrtm._protocols.envelope import SocketModeRequest, ack_text, ack_texts
 from slackrtm._protocols.malformed import envelope_problems
 from slackrtm.errors import SendWhileDisconnectedError
 from slackrtm.testing import FakeSlack
@@ -185,6 +185,25 @@ def test_a_request_is_plain_exactly_when_its_envelope_has_no_problems(
     assert isinstance(request.payload, dict) and isinstance(request.type, str)
     if request.event is not None:
         assert frame.get("type") == "events_api" and request.event is frame["payload"]["event"]
+
+
+_ID_CHARS = st.sampled_from(list("ab9_.:-\n\"\\ \u00e9\ud800"))
+
+
+@settings(max_examples=300, deadline=None)
+@example(["a\nb"])
+@example(["a", "b\nc"])
+@example(["a\n"])
+@given(st.lists(st.one_of(st.text(_ID_CHARS, max_size=8), st.text(max_size=8),
+                          st.text(st.sampled_from(list("ab9-\n")), min_size=1, max_size=6),
+                          st.just("1d2c3b4a-0001-4bec-8000-00000000abcd"),
+                          st.just("x" * 201)), max_size=6))
+def test_ack_texts_are_each_ids_ack_text(ids: List[str]) -> None:
+    """One check for a read's ids gives what checking each would (ids that span lines,
+    hold quotes, non-ASCII or lone surrogates, or are too long are escaped)."""
+    assert ack_texts(ids) == [ack_text(i) for i in ids]
+    for text, envelope_id in zip(ack_texts(ids), ids):
+        assert json.loads(text) == {"envelope_id": envelope_id}
 
 
 def test_ack_after_the_ack_on_read_returns_the_written_acks_future() -> None:

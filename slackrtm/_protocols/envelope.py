@@ -8,18 +8,19 @@ import json
 import re
 import threading
 from concurrent.futures import Future
-from typing import Any, Dict, Optional, Protocol, Tuple
+from typing import Any, Dict, List, Optional, Protocol, Tuple
 
 from slackrtm._engine.dedupe import Seen, envelope_key
 from slackrtm._engine.transport import Transport
 from slackrtm._engine.writer import Bound
 from slackrtm._log import Log
 
-__all__ = ["Acknowledger", "Seen", "SocketModeRequest", "ack_text", "documented"]
+__all__ = ["Acknowledger", "Seen", "SocketModeRequest", "ack_text", "ack_texts", "documented"]
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}").fullmatch
+_PLAIN_IDS = re.compile(r"(?:[A-Za-z0-9_.:-]{1,200}\n)+").fullmatch  # ids, one per line
 #: Held a moment by ack(): one for every request (a lock per envelope costs every envelope).
 _ACK_LOCK = threading.Lock()
 
@@ -45,6 +46,15 @@ def ack_text(envelope_id: str, payload: Optional[Dict[str, Any]] = None) -> str:
                              f"sent: it holds a lone surrogate at character {exc.start} "
                              "(UTF-8 cannot encode it); nothing was sent") from None
     return '{"envelope_id":' + _ascii(envelope_id) + ',"payload":' + body + "}"
+
+
+def ack_texts(envelope_ids: List[str]) -> List[str]:
+    """The acknowledgement frames of several envelopes (no payload): ``ack_text`` of each,
+    with one check that every id is plain (the common case: Slack's UUIDs)."""
+    lines = "\n".join(envelope_ids) + "\n"
+    if _PLAIN_IDS(lines) and lines.count("\n") == len(envelope_ids):  # no id spans lines
+        return ['{"envelope_id":"' + envelope_id + '"}' for envelope_id in envelope_ids]
+    return [ack_text(envelope_id) for envelope_id in envelope_ids]
 
 
 def documented(etype: Any, payload: Any) -> Tuple[bool, Optional[Dict[str, Any]]]:

@@ -24,7 +24,7 @@ from slackrtm._engine.reading import Batch
 from slackrtm._engine.run import Bound, Run, RunContext, monotonic
 from slackrtm._engine.transport import Message, Transport
 from slackrtm._engine.writer import BOUND_HIGH
-from slackrtm._protocols.envelope import Seen, SocketModeRequest, ack_text, documented
+from slackrtm._protocols.envelope import Seen, SocketModeRequest, ack_texts, documented
 from slackrtm._protocols.malformed import (
     envelope_problems,
     looks_like_envelope,
@@ -78,9 +78,10 @@ class SocketModeRun(Run):
         local = ctx.local_dedupe
         self.seen = local if local is not None else Seen()
         #: Acknowledgements of the batch being read (reader thread only): those of
-        #: requests, and the texts of those no request holds (queued as one Bound).
+        #: requests, and the ids of the envelopes no request holds (one Bound for all).
         self.batch_acks: List[Bound] = []
-        self.batch_ack_texts: List[str] = []
+        self.batch_ack_ids: List[str] = []
+        self._handlers = ctx.registry.handlers
         # the refresher wakes the reader through this pair once the next connection is
         # ready (or the refresh failed), wherever the reader is blocked
         self.wake_r, self.wake_w = socket.socketpair()
@@ -260,14 +261,14 @@ class SocketModeRun(Run):
             return False  # no envelope: read as an event
         etype = frame.get("type")
         if not self.manual_ack and self.dispatcher.gate is None and type(etype) is str \
-                and not self.ctx.registry.handlers(etype):
+                and not self._handlers(etype):
             # no handler of its type, no shared filter: nobody will see a request, so
             # none is made; the envelope is acknowledged now and its inner event (if
             # any) goes out like an RTM event
             payload: Any = frame.get("payload")
             plain, event = documented(etype, payload)
             if plain:  # else the long way, which warns about it
-                self.batch_ack_texts.append(ack_text(envelope_id))
+                self.batch_ack_ids.append(envelope_id)
                 if self.seen.check(envelope_id, payload.get("event_id")):
                     self._duplicate(envelope_id, text, batch)
                     return True
@@ -326,10 +327,10 @@ class SocketModeRun(Run):
         """Acknowledgements are written (or queued for the writer) before the envelopes
         reach any handler, so a slow handler never makes Slack redeliver."""
         acks, self.batch_acks = self.batch_acks, []
-        texts, self.batch_ack_texts = self.batch_ack_texts, []
-        count = len(acks) + len(texts)
-        if texts:  # one Bound for them all: nobody waits for one of them alone
-            acks.append(Bound(texts, batch.transport))
+        ids, self.batch_ack_ids = self.batch_ack_ids, []
+        count = len(acks) + len(ids)
+        if ids:  # one Bound for them all: nobody waits for one of them alone
+            acks.append(Bound(ack_texts(ids), batch.transport))
         if acks:
             self.write_now(acks, batch.transport)
             self.count("acked", count)
