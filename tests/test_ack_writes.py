@@ -129,7 +129,7 @@ def test_send_now_holds_what_a_full_socket_leaves_and_writes_it_first(
         transport.send_text("the last frame")  # blocking: the held rest goes first
         reader.join(60)
         assert not transport._held
-        assert received == sent + [b"the last frame"]  # each once, whole, in order
+        assert received == [*sent, b"the last frame"]  # each once, whole, in order
     finally:
         transport.release()
         peer.close()
