@@ -1,6 +1,7 @@
 """The reader writes a read's acknowledgements itself when the socket takes them at once
 (``Transport.send_now``, ``Writer.write_now``); what a full socket leaves is held by the
-transport and written before any other byte, by the writer thread.
+transport and written before any other byte: by the writer thread, or without blocking
+before a control frame (which waits while bytes are held).
 
 Real sockets on 127.0.0.1, plain and TLS (a private CA), with small buffers and a peer
 that stops reading, so that the socket fills for real: every frame arrives once, whole
@@ -16,18 +17,21 @@ import struct
 import threading
 import time
 from collections import deque
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 import trustme
 
 from slackrtm import SocketModeClient
+from slackrtm._engine import transport as transport_module
 from slackrtm._engine.context import apply
 from slackrtm._engine.core import State
+from slackrtm._engine.frames import OP_PONG
 from slackrtm._engine.states import Resolve
 from slackrtm._engine.transport import Transport
 from slackrtm._engine.writer import Bound, Writer
 from slackrtm._log import Log
+from slackrtm.errors import SendWhileDisconnectedError
 from tests.conftest import wait_until
 from tests.peers import RawConn, RawSlack
 from tests.test_reliability_support import json_frame
@@ -73,27 +77,35 @@ def _connected(ca: Optional[trustme.CA]) -> Tuple[Transport, socket.socket]:
     return Transport(_Ws(tls), "wss://test"), wrapped[0]
 
 
-def _client_frames(data: bytes) -> Iterator[bytes]:
-    """Unmask the client frames of ``data`` (whole text frames, as a server reads them)."""
+def _whole_frames(buf: bytes) -> Tuple[List[bytes], bytes]:
+    """The payloads (unmasked) of the whole client text frames at the start of ``buf``,
+    control frames (pong, close) skipped, and the rest of ``buf``."""
+    out: List[bytes] = []
     pos = 0
-    while pos < len(data):
-        b0, b1 = data[pos], data[pos + 1]
-        assert b0 == 0x81 and b1 & 0x80, (pos, b0, b1)
+    while len(buf) - pos >= 2:
+        b0, b1 = buf[pos], buf[pos + 1]
+        assert b1 & 0x80 and b0 in (0x81, 0x88, 0x8A), (pos, b0, b1)  # whole, masked
         n, head = b1 & 0x7F, 2
         if n == 126:
-            n, head = struct.unpack_from("!H", data, pos + 2)[0], 4
+            if len(buf) - pos < 4:
+                break
+            n, head = struct.unpack_from("!H", buf, pos + 2)[0], 4
         elif n == 127:
-            n, head = struct.unpack_from("!Q", data, pos + 2)[0], 10
-        key = data[pos + head:pos + head + 4]
+            if len(buf) - pos < 10:
+                break
+            n, head = struct.unpack_from("!Q", buf, pos + 2)[0], 10
+        if len(buf) - pos < head + 4 + n:
+            break
+        key = buf[pos + head:pos + head + 4]
         start = pos + head + 4
-        assert start + n <= len(data), "a frame was cut"
-        masked = data[start:start + n]
-        yield bytes(c ^ key[i % 4] for i, c in enumerate(masked))
+        if b0 == 0x81:
+            out.append(bytes(c ^ key[i % 4] for i, c in enumerate(buf[start:start + n])))
         pos = start + n
+    return out, buf[pos:]
 
 
 def _read_all(peer: socket.socket, last: bytes, into: List[bytes]) -> None:
-    """Read ``peer``'s frames (unmasked) into ``into`` until one holds ``last``."""
+    """Read ``peer``'s text frames (unmasked) into ``into`` until one holds ``last``."""
     peer.settimeout(60)
     buf = b""
     while not (into and last in into[-1]):
@@ -104,32 +116,31 @@ def _read_all(peer: socket.socket, last: bytes, into: List[bytes]) -> None:
         into += frames
 
 
+def _reading(peer: socket.socket, last: bytes) -> Tuple[threading.Thread, List[bytes]]:
+    into: List[bytes] = []
+    thread = threading.Thread(target=_read_all, args=(peer, last, into), daemon=True)
+    thread.start()
+    return thread, into
+
+
+_BIG = b"%s" % (b"0123456789" * 30000)  # 300 KB: more than both socket buffers hold
+
+
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
 def test_send_now_holds_what_a_full_socket_leaves_and_writes_it_first(
         tls: bool, ca: trustme.CA) -> None:
     transport, peer = _connected(ca if tls else None)
     try:
-        sent: List[bytes] = []
-        outcome: Optional[bool] = True
-        deadline = time.monotonic() + 60
-        i = 0
-        while outcome and time.monotonic() < deadline:  # fill the socket: the peer reads nothing
-            payload = (b"%06d" % i) * 5000  # 30 KB frames: one does not fit in the buffers
-            i += 1
-            outcome = transport.send_now([payload])
-            if outcome is not False:
-                sent.append(payload)
-        assert outcome is None, "the full socket took every frame, or none of the last"
-        assert transport._held, "nothing held after a write the socket took only in part"
+        assert transport.send_now([b"first"]) is True  # room: written at once
+        assert transport.send_now([_BIG]) is None  # the peer reads nothing: part held
+        assert transport._held and transport.holds == 1 and transport.flushed == 0
         # while bytes are held, nothing else goes out without blocking
         assert transport.send_now([b"more"]) is False
-        received: List[bytes] = []
-        reader = threading.Thread(target=_read_all, args=(peer, b"the last frame", received))
-        reader.start()
+        reader, received = _reading(peer, b"the last frame")
         transport.send_text("the last frame")  # blocking: the held rest goes first
         reader.join(60)
-        assert not transport._held
-        assert received == [*sent, b"the last frame"]  # each once, whole, in order
+        assert not transport._held and transport.flushed == 1
+        assert received == [b"first", _BIG, b"the last frame"]  # once each, whole, in order
     finally:
         transport.release()
         peer.close()
@@ -140,14 +151,31 @@ def test_send_now_leaves_nothing_held_when_the_socket_takes_it(ca: trustme.CA) -
         transport, peer = _connected(c)
         try:
             assert transport.send_now([b'{"envelope_id":"1"}', b'{"envelope_id":"2"}']) is True
-            assert not transport._held
+            assert not transport._held and transport.holds == 0
             received: List[bytes] = []
             _read_all(peer, b'"2"}', received)
-            assert received == [
-                b'{"envelope_id":"1"}', b'{"envelope_id":"2"}']
+            assert received == [b'{"envelope_id":"1"}', b'{"envelope_id":"2"}']
         finally:
             transport.release()
             peer.close()
+
+
+def test_send_now_without_msg_dontwait_makes_the_socket_non_blocking_for_one_write(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where ``send`` takes no MSG_DONTWAIT (Windows), as for TLS; the socket blocks
+    again afterwards."""
+    monkeypatch.setattr(transport_module, "_DONTWAIT", 0)
+    transport, peer = _connected(None)
+    try:
+        assert transport.send_now([_BIG]) is None
+        assert transport._sock.gettimeout() is None  # blocking again
+        reader, received = _reading(peer, b"last")
+        transport.send_text("last")
+        reader.join(60)
+        assert received == [_BIG, b"last"]
+    finally:
+        transport.release()
+        peer.close()
 
 
 def test_send_now_writes_nothing_while_another_write_is_under_way() -> None:
@@ -157,6 +185,42 @@ def test_send_now_writes_nothing_while_another_write_is_under_way() -> None:
             assert transport.send_now([b"x"]) is False
         transport.abort()
         assert transport.send_now([b"x"]) is False  # closed: the writer reports it
+    finally:
+        transport.release()
+        peer.close()
+
+
+def _in_thread(call: Any) -> threading.Thread:
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(30)
+    return thread
+
+
+def test_control_frames_and_close_never_block_on_held_bytes() -> None:
+    """A pong, a close frame, or the close of ``disconnect()`` while held bytes wait on a
+    peer that reads nothing: none blocks, none cuts into the held frame."""
+    transport, peer = _connected(None)
+    try:
+        assert transport.send_now([_BIG]) is None
+        assert not _in_thread(lambda: transport._send_control(b"1", OP_PONG)).is_alive()
+        assert transport._held  # still waiting: no pong went out before it
+        reader, received = _reading(peer, b"last")
+        transport.send_text("last")
+        reader.join(60)
+        assert received == [_BIG, b"last"]  # whole: nothing cut into the held frame
+        assert transport.send_now([_BIG]) is None  # the peer reads no more
+        assert not _in_thread(transport.close).is_alive()
+        assert transport.closed
+    finally:
+        transport.release()
+        peer.close()
+    transport, peer = _connected(None)
+    try:
+        assert transport.send_now([_BIG]) is None
+        assert not _in_thread(transport.begin_close).is_alive()
+        assert transport.close_sent and transport._held  # no close frame before it
+        assert transport.send_now([b"x"]) is False
     finally:
         transport.release()
         peer.close()
@@ -196,60 +260,106 @@ def _writer_pass(writer: _Writer) -> None:
     apply(done)
 
 
-def _fill(transport: Transport) -> None:
-    """Write until the socket takes a write only in part (the peer reads nothing)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if transport.send_now([b"f" * 30000]) is None:
-            return
-    raise AssertionError("the socket never filled")
+def _acks(n: int, via: Transport) -> Bound:
+    """One Bound of ``n`` acks padded to ~400 bytes each (600: more than the buffers)."""
+    return Bound([json.dumps({"envelope_id": f"e{i}", "pad": "p" * 400}) for i in range(n)],
+                 via)
+
+
+def _ids(frames: List[bytes]) -> List[str]:
+    return [json.loads(f)["envelope_id"] for f in frames if f.startswith(b'{"envelope_id"')]
 
 
 def test_acks_begun_on_a_full_socket_are_finished_by_the_writer() -> None:
     transport, peer = _connected(None)
     try:
         writer = _Writer(transport)
-        texts = [json.dumps({"envelope_id": f"e{i}", "pad": "p" * 400}) for i in range(600)]
-        big = Bound(texts, transport)  # ~250 KB: more than both socket buffers hold
+        big = _acks(600, transport)
         writer.write_now([big], transport)  # the reader's write: the peer reads nothing
-        assert big.held and not big.settled(), "the socket took it all, or none of it"
+        assert big.held == transport.holds == 1 and not big.settled()
         assert list(writer.bound) == [big] and writer.bound_frames == 600
         assert writer.wake_writer.is_set()  # the writer thread is asked to finish it
-        received: List[bytes] = []
-        peer_reads = threading.Thread(target=_read_all, args=(peer, b'"e599"', received))
-        peer_reads.start()
+        reader, received = _reading(peer, b'"e599"')
         _writer_pass(writer)  # the held rest goes out, and only it: then settled
-        peer_reads.join(60)
+        reader.join(60)
         assert big.settled() and big._outcome is None and not big.held
-        assert [json.loads(f)["envelope_id"] for f in received] == \
-            [f"e{i}" for i in range(600)]  # each once, whole, in order
+        assert _ids(received) == [f"e{i}" for i in range(600)]  # each once, whole, in order
         assert writer.bound_frames == 0
     finally:
         transport.release()
         peer.close()
 
 
-def test_acks_held_by_a_connection_that_closed_go_out_on_the_current_one() -> None:
+def test_acks_held_by_a_connection_that_ended_go_out_whole_on_the_current_one() -> None:
     old, old_peer = _connected(None)
     new, new_peer = _connected(None)
     try:
         writer = _Writer(new)
-        _fill(old)
-        acks = Bound([f'{{"envelope_id":"e{i}"}}' for i in range(5)], old)
-        acks.held = True  # their start went out on ``old``, which holds the rest
-        writer.bound.append(acks)
-        writer.bound_frames = 5
+        acks = _acks(600, old)
+        writer.write_now([acks], old)
+        assert acks.held
         old.abort()  # the old connection ends before the rest went out
-        received: List[bytes] = []
-        reading = threading.Thread(target=_read_all, args=(new_peer, b'"e4"}', received))
-        reading.start()
+        reader, received = _reading(new_peer, b'"e599"')
         _writer_pass(writer)
-        reading.join(60)
-        assert [f.decode() for f in received] == \
-            [f'{{"envelope_id":"e{i}"}}' for i in range(5)]  # whole, on the new one
-        assert acks.settled() and not acks.held and writer.bound_frames == 0
+        reader.join(60)
+        assert _ids(received) == [f"e{i}" for i in range(600)]  # whole, on the new one
+        assert acks.settled() and acks._outcome is None and writer.bound_frames == 0
     finally:
         for t, p in ((old, old_peer), (new, new_peer)):
+            t.release()
+            p.close()
+
+
+def test_acks_whose_hold_a_control_frame_flushed_are_not_written_again() -> None:
+    """The held rest went out before a pong (the peer read again), then the connection
+    began closing: the writer counts the acks as written and writes nothing anew."""
+    old, old_peer = _connected(None)
+    new, new_peer = _connected(None)
+    try:
+        writer = _Writer(new)
+        acks = _acks(600, old)
+        writer.write_now([acks], old)
+        assert acks.held
+        reader, received = _reading(old_peer, b'"e599"')
+        assert wait_until(lambda: old._send_control(b"1", OP_PONG) or old.flushed == 1, 60)
+        old.begin_close()  # old takes no more data frames: the writer looks elsewhere
+        _writer_pass(writer)
+        assert acks.settled() and acks._outcome is None and writer.bound_frames == 0
+        reader.join(60)
+        assert _ids(received) == [f"e{i}" for i in range(600)]  # once, on the old one
+        new_reader, on_new = _reading(new_peer, b"marker")
+        new.send_text("marker")
+        new_reader.join(60)
+        assert on_new == [b"marker"]  # nothing was written again on the new one
+    finally:
+        for t, p in ((old, old_peer), (new, new_peer)):
+            t.release()
+            p.close()
+
+
+def test_stopping_fails_only_the_acks_whose_rest_never_went_out() -> None:
+    flushed_t, flushed_peer = _connected(None)
+    stuck_t, stuck_peer = _connected(None)
+    try:
+        writer = _Writer(flushed_t)
+        flushed, stuck = _acks(600, flushed_t), _acks(600, stuck_t)
+        writer.write_now([flushed], flushed_t)
+        _Writer(stuck_t).write_now([stuck], stuck_t)  # (a second writer: this one queues)
+        writer.bound.append(stuck)
+        writer.bound_frames += stuck.frames
+        assert flushed.held and stuck.held and list(writer.bound) == [flushed, stuck]
+        reader, _ = _reading(flushed_peer, b'"e599"')
+        assert wait_until(lambda: flushed_t._send_control(b"1", OP_PONG)
+                          or flushed_t.flushed == 1, 60)
+        with writer.ctx.lock:
+            effects = writer._drop_bound("the client stopped")
+        apply(effects)
+        assert flushed.settled() and flushed._outcome is None  # its rest went out
+        assert isinstance(stuck._outcome, SendWhileDisconnectedError)
+        assert not writer.bound and writer.bound_frames == 0
+        reader.join(60)
+    finally:
+        for t, p in ((flushed_t, flushed_peer), (stuck_t, stuck_peer)):
             t.release()
             p.close()
 
@@ -319,20 +429,3 @@ def test_every_envelope_is_acked_once_across_a_peer_that_pauses_reading(
     assert sorted(acked, key=lambda e: int(e[4:])) == [f"env-{i}" for i in sent]
     assert len(set(acked)) == len(acked)
     assert handled == sent
-
-
-def _whole_frames(buf: bytes) -> Tuple[List[bytes], bytes]:
-    """The whole client frames at the start of ``buf`` (unmasked), and the rest."""
-    out: List[bytes] = []
-    pos = 0
-    while len(buf) - pos >= 2:
-        n, head = buf[pos + 1] & 0x7F, 2
-        if n == 126:
-            if len(buf) - pos < 4:
-                break
-            n, head = struct.unpack_from("!H", buf, pos + 2)[0], 4
-        if len(buf) - pos < head + 4 + n:
-            break
-        out += _client_frames(buf[pos:pos + head + 4 + n])
-        pos += head + 4 + n
-    return out, buf[pos:]

@@ -70,6 +70,10 @@ class Transport:
         # what the socket did not take of a write begun without blocking (send_now): it
         # goes out before any other byte (under the send lock, see _flush_held)
         self._held = b""
+        #: How many writes were held (send_now returned None), and the number of the
+        #: last one written out whole: a held ``Bound`` knows its hold by number
+        self.holds = 0
+        self.flushed = 0
         self.close_received: Optional[Tuple[int, str]] = None
         #: Payloads of pong control frames received and not yet taken (see take_pongs).
         self.pongs: List[bytes] = []
@@ -111,20 +115,16 @@ class Transport:
         """Write a ping control frame (a keep-alive); raise WebsocketError like send_text."""
         self._write_frame(client_frame(payload[:125], OP_PING))
 
-    def flush(self) -> None:
-        """Write what :meth:`send_now` left held, if anything (blocking, as any write);
-        raise like :meth:`send_text`."""
-        self._write_frame(b"")
-
     def send_now(self, payloads: List[bytes]) -> Optional[bool]:
         """Write text frames now without ever blocking (the reader's acknowledgements).
 
         True: the socket took them all. False: nothing was written (another write is under
         way, held bytes wait, the connection is closed or the socket failed): the caller
         has the writer thread write them, which reports a failure as for any write. None:
-        part went out; the rest is held and goes out before any other byte, on the next
-        write or :meth:`flush` (a TLS socket that would block must be given the same bytes
-        again, so it holds them all)."""
+        part went out; the rest is held (hold number :attr:`holds`) and goes out before any
+        other byte: the next data write (the writer thread's) writes it first, and a
+        control frame is written only once it went out (a TLS socket that would block must
+        be given the same bytes again, so it holds them all)."""
         if not self._send_lock.acquire(blocking=False):
             return False
         try:
@@ -140,6 +140,7 @@ class Transport:
             if rest is data and not self._tls:
                 return False  # not a byte went out
             self._held = rest
+            self.holds += 1
             return None
         finally:
             self._send_lock.release()
@@ -154,21 +155,47 @@ class Transport:
             except BlockingIOError:
                 return data
             return data[sent:] if sent < len(data) else b""
-        sock.setblocking(False)  # TLS: SSLSocket.send takes no flags
+        # TLS (SSLSocket.send takes no flags) and systems without MSG_DONTWAIT: the
+        # socket is non-blocking for this one write; the send lock keeps every other
+        # write out, and only this thread reads it
+        timeout = sock.gettimeout()
+        sock.setblocking(False)
         try:
             sent = sock.send(data)
         except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
             return data
         finally:
-            sock.setblocking(True)
+            sock.settimeout(timeout)
         return data[sent:] if sent < len(data) else b""
 
     def _flush_held(self) -> None:
-        """Write the held bytes first (the send lock is held; raises OSError)."""
+        """Write the held bytes first, blocking (the writer thread; the send lock is
+        held). Raises OSError: the connection is then given up (it would be torn down by
+        the caller), and the bytes with it."""
         held = self._held
         if held:
-            self._send_all(held)
             self._held = b""
+            self._send_all(held)
+            self.flushed = self.holds
+
+    def _flush_held_now(self) -> bool:
+        """Write the held bytes if the socket takes them without blocking (the send lock
+        is held); True when nothing is held any more. A control frame follows only then:
+        no thread but the writer blocks on a full socket for held bytes."""
+        held = self._held
+        if not held:
+            return True
+        try:
+            rest = self._send_nowait(held)
+        except (OSError, ValueError):  # the stream cannot be mended: the connection goes
+            self._held = b""
+            self.abort()
+            return False
+        self._held = rest
+        if rest:
+            return False
+        self.flushed = self.holds
+        return True
 
     def _write_frame(self, data: bytes) -> None:
         try:
@@ -216,8 +243,8 @@ class Transport:
     def _send_control(self, payload: bytes, opcode: int, wait: float = 1.0) -> None:
         if self._send_lock.acquire(timeout=wait):
             try:
-                self._flush_held()
-                self._sock.sendall(client_frame(payload, opcode))
+                if self._flush_held_now():  # else held bytes wait: no frame may cut in
+                    self._sock.sendall(client_frame(payload, opcode))
             except OSError:
                 pass
             finally:
@@ -441,8 +468,8 @@ class Transport:
         if self._send_lock.acquire(timeout=wait):
             try:
                 self.close_sent = True
-                self._flush_held()
-                self._sock.sendall(client_frame(U16.pack(1000), OP_CLOSE))
+                if self._flush_held_now():  # else no close frame: the drain times out
+                    self._sock.sendall(client_frame(U16.pack(1000), OP_CLOSE))
             except OSError:
                 pass
             finally:

@@ -58,9 +58,10 @@ class Bound:
         self.frames = 1 if type(text) is str else len(text)
         self.via = via
         self.future = future
-        #: Part of its frames went out on ``via`` (:meth:`Writer.write_now`); ``via``
-        #: holds the rest and writes it before any other byte
-        self.held = False
+        #: Part of its frames went out on ``via`` (:meth:`Writer.write_now`): the number
+        #: of that hold (``Transport.holds``); ``via`` writes the rest before any other
+        #: byte, and they count as written once ``via.flushed`` reaches it. 0: none
+        self.held = 0
         # _PENDING until settled; then None (written) or the exception it failed with
         self._outcome: Any = _PENDING
 
@@ -274,13 +275,18 @@ class Writer:
                     items.append(item)
                     frames += item.frames
                 self.bound_frames -= frames
-            # frames begun on ``target`` without blocking: it holds their rest, and
-            # writes it before these (on another connection they are written anew)
+            # frames begun without blocking (write_now): written whole already when their
+            # connection flushed the hold; else ``target`` holds their rest and writes it
+            # before these; else (their connection ended first) they are written anew
             fresh = items
             if any(item.held for item in items):
-                fresh = [item for item in items if not (item.held and item.via is target)]
+                fresh = []
                 for item in items:
-                    item.held = False
+                    hold, item.held = item.held, 0
+                    via = item.via
+                    if hold and via is not None and (via.flushed >= hold or via is target):
+                        continue
+                    fresh.append(item)
             try:
                 payloads = _encoded(fresh)
             except UnicodeEncodeError:  # a lone surrogate: that frame fails alone
@@ -360,8 +366,9 @@ class Writer:
                     apply(done)
                     return
                 if written is None:  # begun: via writes the rest before anything else
+                    hold = via.holds
                     for item in items:
-                        item.held = True
+                        item.held = hold
         self.write_bound_many(items)
 
     def write_bound(self, item: Bound) -> None:
@@ -384,10 +391,18 @@ class Writer:
         self.wake_writer.set()
 
     def _drop_bound(self, reason: str) -> List[Resolve]:
-        """Fail every bound frame still queued."""
+        """Fail every bound frame still queued (those begun without blocking whose
+        connection wrote the rest count as written)."""
         assert self.ctx.lock.locked()
         effects: List[Resolve] = []
-        settle(self.bound, lambda: SendWhileDisconnectedError(
+        written: List[Bound] = []
+        unwritten: List[Bound] = []
+        for item in self.bound:
+            via = item.via
+            done = item.held and via is not None and via.flushed >= item.held
+            (written if done else unwritten).append(item)
+        settle(written, None, effects)
+        settle(unwritten, lambda: SendWhileDisconnectedError(
             f"{reason} before the acknowledgement could be written"), effects)
         self.bound.clear()
         self.bound_frames = 0
@@ -395,7 +410,6 @@ class Writer:
 
 
 _local = threading.local()
-
 
 
 def ours(target: Callable[[], None]) -> Callable[[], None]:
