@@ -5,6 +5,9 @@ Opening is :mod:`slackrtm._engine.handshake`'s job and the frame format
 chunks: server frames are unmasked, so parsing them is a few slices, and text is validated
 as UTF-8 by ``bytes.decode`` in C instead of websocket-client's pure-Python validator.
 Errors of the socket are turned into :class:`WebsocketError` here.
+
+Writes block (the writer thread's), except :meth:`Transport.send_now`, which writes what
+the socket takes at once and holds the rest: held bytes go out before any other byte.
 """
 
 from __future__ import annotations
@@ -54,6 +57,11 @@ class _PollTimeout(Exception):
 class Transport:
     """One open WebSocket connection."""
 
+    #: How many writes :meth:`send_now` began and held the rest of, and the number of the
+    #: last hold written out whole (a held ``Bound`` knows its hold by number).
+    holds: int
+    flushed: int
+
     def __init__(self, ws: Any, host: str) -> None:
         self._ws = ws
         self._sock: socket.socket = ws.sock
@@ -70,8 +78,6 @@ class Transport:
         # what the socket did not take of a write begun without blocking (send_now): it
         # goes out before any other byte (under the send lock, see _flush_held)
         self._held = b""
-        #: How many writes were held (send_now returned None), and the number of the
-        #: last one written out whole: a held ``Bound`` knows its hold by number
         self.holds = 0
         self.flushed = 0
         self.close_received: Optional[Tuple[int, str]] = None

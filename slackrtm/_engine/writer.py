@@ -1,10 +1,12 @@
 """The writer: the only place a run writes to its socket from (Run's mixin).
 
 It flushes connection-bound frames (Socket Mode acks) first, then the core's queued sends
-(messages, pings) in order, from the writer thread only: no user thread, nor the reader,
-the keep-alive or the dispatcher thread, ever blocks on a full socket. A write that makes
-no progress for ``client_ping_timeout`` seconds (the peer stopped reading) is noticed by
-the keep-alive thread, which tears the connection down.
+(messages, pings) in order, from the writer thread: no user thread, nor the keep-alive or
+the dispatcher thread, ever blocks on a full socket. The reader writes the acks of a read
+itself (:meth:`Writer.write_now`), but only when the socket takes them without blocking;
+what it cannot write goes to the writer thread. A write that makes no progress for
+``client_ping_timeout`` seconds (the peer stopped reading) is noticed by the keep-alive
+thread, which tears the connection down.
 """
 
 from __future__ import annotations

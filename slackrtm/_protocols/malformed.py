@@ -8,6 +8,8 @@ import json
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
+from slackrtm._protocols.envelope import documented
+
 __all__ = ["ENVELOPE_TYPES", "envelope_problems", "looks_like_envelope", "recover_envelope_id",
            "usable_id"]
 
@@ -31,10 +33,15 @@ def usable_id(value: Any) -> bool:
 
 def envelope_problems(frame: Dict[str, Any]) -> Tuple[List[str], bool]:
     """What is wrong with an envelope, and whether it must be dropped (acknowledged, not
-    dispatched) because no handler could be given something of the documented type."""
+    dispatched) because no handler could be given something of the documented type.
+
+    Nothing exactly when ``envelope.documented`` finds the envelope as Slack documents it:
+    the rule is stated there once; this names what breaks it."""
+    etype = frame.get("type")
+    if documented(etype, frame.get("payload"))[0]:
+        return [], False
     problems: List[str] = []
     drop = False
-    etype = frame.get("type")
     if type(etype) is not str or not etype:
         problems.append("no type" if etype is None else f"a type that is not a string "
                                                         f"({type(etype).__name__})")
@@ -52,6 +59,8 @@ def envelope_problems(frame: Dict[str, Any]) -> Tuple[List[str], bool]:
             problems.append("no event" if event is None else "an event that is not an object")
         elif type(event.get("type")) is not str:
             problems.append("an event with no type")
+    if not problems:  # what documented() refuses is named above; never nothing
+        problems.append("a shape Slack does not document")
     return problems, drop
 
 
