@@ -332,8 +332,8 @@ class SocketModeRun(Run):
         if ids:  # one Bound for them all: nobody waits for one of them alone
             acks.append(Bound(ack_texts(ids), batch.transport))
         if acks:
+            self.count("acked", count)  # first: Slack may have them before write_now returns
             self.write_now(acks, batch.transport)
-            self.count("acked", count)
             if self.bound_frames >= BOUND_HIGH:
                 self.wait_bound_room(batch.transport)
 
