@@ -10,6 +10,7 @@ and in order, whichever thread wrote which part of it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -17,7 +18,7 @@ import struct
 import threading
 import time
 from collections import deque
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import trustme
@@ -290,10 +291,21 @@ def test_acks_begun_on_a_full_socket_are_finished_by_the_writer() -> None:
         peer.close()
 
 
-def test_acks_held_by_a_connection_that_ended_go_out_whole_on_the_current_one() -> None:
-    old, old_peer = _connected(None)
-    new, new_peer = _connected(None)
+@contextlib.contextmanager
+def _two_connections() -> Iterator[Tuple[Transport, socket.socket, Transport, socket.socket]]:
+    """Two plain connections (as :func:`_connected`): the old and the new, say."""
+    a, a_peer = _connected(None)
+    b, b_peer = _connected(None)
     try:
+        yield a, a_peer, b, b_peer
+    finally:
+        for t, p in ((a, a_peer), (b, b_peer)):
+            t.release()
+            p.close()
+
+
+def test_acks_held_by_a_connection_that_ended_go_out_whole_on_the_current_one() -> None:
+    with _two_connections() as (old, _, new, new_peer):
         writer = _Writer(new)
         acks = _acks(600, old)
         writer.write_now([acks], old)
@@ -304,18 +316,12 @@ def test_acks_held_by_a_connection_that_ended_go_out_whole_on_the_current_one() 
         reader.join(60)
         assert _ids(received) == [f"e{i}" for i in range(600)]  # whole, on the new one
         assert acks.settled() and acks._outcome is None and writer.bound_frames == 0
-    finally:
-        for t, p in ((old, old_peer), (new, new_peer)):
-            t.release()
-            p.close()
 
 
 def test_acks_whose_hold_a_control_frame_flushed_are_not_written_again() -> None:
     """The held rest went out before a pong (the peer read again), then the connection
     began closing: the writer counts the acks as written and writes nothing anew."""
-    old, old_peer = _connected(None)
-    new, new_peer = _connected(None)
-    try:
+    with _two_connections() as (old, old_peer, new, new_peer):
         writer = _Writer(new)
         acks = _acks(600, old)
         writer.write_now([acks], old)
@@ -331,16 +337,10 @@ def test_acks_whose_hold_a_control_frame_flushed_are_not_written_again() -> None
         new.send_text("marker")
         new_reader.join(60)
         assert on_new == [b"marker"]  # nothing was written again on the new one
-    finally:
-        for t, p in ((old, old_peer), (new, new_peer)):
-            t.release()
-            p.close()
 
 
 def test_stopping_fails_only_the_acks_whose_rest_never_went_out() -> None:
-    flushed_t, flushed_peer = _connected(None)
-    stuck_t, stuck_peer = _connected(None)
-    try:
+    with _two_connections() as (flushed_t, flushed_peer, stuck_t, _):
         writer = _Writer(flushed_t)
         flushed, stuck = _acks(600, flushed_t), _acks(600, stuck_t)
         writer.write_now([flushed], flushed_t)
@@ -358,10 +358,6 @@ def test_stopping_fails_only_the_acks_whose_rest_never_went_out() -> None:
         assert isinstance(stuck._outcome, SendWhileDisconnectedError)
         assert not writer.bound and writer.bound_frames == 0
         reader.join(60)
-    finally:
-        for t, p in ((flushed_t, flushed_peer), (stuck_t, stuck_peer)):
-            t.release()
-            p.close()
 
 
 def _envelope(i: int) -> Dict[str, Any]:
