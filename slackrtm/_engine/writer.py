@@ -80,6 +80,12 @@ class Bound:
             apply([Resolve(future, error=outcome)])
         return future
 
+    def hold_flushed(self) -> bool:
+        """Whether its frames were begun without blocking and ``via`` has written the
+        rest since (they are written, whoever flushed them)."""
+        via = self.via
+        return bool(self.held) and via is not None and via.flushed >= self.held
+
     def settled(self) -> bool:
         """Whether the frame was written or failed."""
         return self._outcome is not _PENDING
@@ -284,11 +290,10 @@ class Writer:
             if any(item.held for item in items):
                 fresh = []
                 for item in items:
-                    hold, item.held = item.held, 0
-                    via = item.via
-                    if hold and via is not None and (via.flushed >= hold or via is target):
-                        continue
-                    fresh.append(item)
+                    skip = item.hold_flushed() or (item.held and item.via is target)
+                    item.held = 0
+                    if not skip:
+                        fresh.append(item)
             try:
                 payloads = _encoded(fresh)
             except UnicodeEncodeError:  # a lone surrogate: that frame fails alone
@@ -400,9 +405,7 @@ class Writer:
         written: List[Bound] = []
         unwritten: List[Bound] = []
         for item in self.bound:
-            via = item.via
-            done = item.held and via is not None and via.flushed >= item.held
-            (written if done else unwritten).append(item)
+            (written if item.hold_flushed() else unwritten).append(item)
         settle(written, None, effects)
         settle(unwritten, lambda: SendWhileDisconnectedError(
             f"{reason} before the acknowledgement could be written"), effects)
